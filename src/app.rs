@@ -1,0 +1,238 @@
+//! Runs the commands: wires configuration, the pipeline, accounting and output together and
+//! says how the run went. Library code below this never exits the process or prints results.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, InputArgs};
+use crate::config::InputConfig;
+use crate::pipeline::{self, BatchResult, Event, RejectNotice};
+use crate::report::output::{write_file_atomic, Output};
+use crate::report::{summary, terminal};
+use crate::stats::RunStats;
+
+/// How a run ended; `main` maps it to the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to report.
+    Clean,
+    /// Alerts were raised (at or above `--fail-on`).
+    Alerts,
+    /// Something could not be read; whatever could be was processed and written.
+    Error,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    match cli.command {
+        Command::Scan(args) => scan(&args.input),
+        Command::Inspect(args) => inspect(&args.input),
+    }
+}
+
+/// `aihunt inspect`: the normalized records as NDJSON.
+fn inspect(args: &InputArgs) -> Result<Outcome> {
+    let config = InputConfig::from_args(args)?;
+    let work = |record: &crate::record::Record, out: &mut Vec<Vec<u8>>| {
+        // Serialising a Record cannot fail: every field is a plain string, number or list.
+        if let Ok(mut line) = serde_json::to_vec(record) {
+            line.push(b'\n');
+            out.push(line);
+        }
+    };
+    run_reading(&config, work, |line, w| w.write_all(line))
+}
+
+/// `aihunt scan`: the whole pipeline. Detection stages plug in as `work`.
+fn scan(args: &InputArgs) -> Result<Outcome> {
+    let config = InputConfig::from_args(args)?;
+    let work = |_record: &crate::record::Record, _out: &mut Vec<Vec<u8>>| {};
+    run_reading(&config, work, |line, w| w.write_all(line))
+}
+
+/// Reads every input through the pipeline, accounts for every line, hands each output to
+/// `write` in input order, and writes the summary, stats and rejects files.
+fn run_reading<T, W, F>(config: &InputConfig, work: W, mut write: F) -> Result<Outcome>
+where
+    T: Send + 'static,
+    W: Fn(&crate::record::Record, &mut Vec<T>) + Send + Sync + 'static,
+    F: FnMut(&T, &mut Output) -> std::io::Result<()>,
+{
+    let started = Instant::now();
+    let mut ledger = Ledger::new(config)?;
+    for e in &config.source_errors {
+        ledger.error(&format!("{}: {}", e.path, e.error));
+    }
+    let mut out = Output::create(config.output_path.as_deref())?;
+    let outcome = pipeline::run(config.sources.clone(), config.pipeline, work, |event| {
+        if let Event::Batch(b) = &event {
+            for o in &b.outputs {
+                write(o, &mut out)?;
+            }
+        }
+        ledger.record(event)
+    });
+    if let Err(e) = outcome {
+        return Err(anyhow::Error::new(e).context("cannot write output"));
+    }
+    out.commit()?;
+    ledger.stats.threads = config.pipeline.threads as u64;
+    ledger.stats.finish(started.elapsed());
+    ledger.finish(config)
+}
+
+/// Keeps the run's accounting and tells the user about rejected lines and failed inputs.
+struct Ledger {
+    stats: RunStats,
+    failed: bool,
+    quiet: bool,
+    max_messages: usize,
+    shown_in_input: usize,
+    hidden_in_input: u64,
+    rejects: Option<Output>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RejectLine<'a> {
+    source_file: &'a str,
+    source_line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
+    reason: &'static str,
+    detail: &'a str,
+}
+
+impl Ledger {
+    fn new(config: &InputConfig) -> Result<Ledger> {
+        let rejects = match &config.rejects_path {
+            Some(p) => Some(Output::create(Some(p))?),
+            None => None,
+        };
+        Ok(Ledger {
+            stats: RunStats::default(),
+            failed: false,
+            quiet: config.quiet,
+            max_messages: config.max_reject_messages,
+            shown_in_input: 0,
+            hidden_in_input: 0,
+            rejects,
+        })
+    }
+
+    fn error(&mut self, message: &str) {
+        self.failed = true;
+        eprintln!("aihunt: error: {}", terminal::escape(message));
+    }
+
+    fn record<T>(&mut self, event: Event<'_, T>) -> std::io::Result<()> {
+        match event {
+            Event::Batch(b) => self.batch(b)?,
+            Event::InputDone { source, bytes_read, error } => {
+                self.stats.bytes_read += bytes_read;
+                match error {
+                    None => self.stats.files_read += 1,
+                    Some(e) => {
+                        self.stats.files_failed += 1;
+                        let what = if bytes_read == 0 {
+                            format!("{}: cannot read: {e}", source.display)
+                        } else {
+                            format!(
+                                "{}: cannot read to the end ({e}); the {bytes_read} bytes before it were scanned",
+                                source.display
+                            )
+                        };
+                        self.error(&what);
+                    }
+                }
+                if self.hidden_in_input > 0 && !self.quiet {
+                    eprintln!(
+                        "aihunt: {}: {} more rejected records not shown (--rejects FILE lists them all)",
+                        terminal::escape(&source.display),
+                        self.hidden_in_input
+                    );
+                }
+                self.shown_in_input = 0;
+                self.hidden_in_input = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn batch<T>(&mut self, b: &BatchResult<T>) -> std::io::Result<()> {
+        let s = &mut self.stats;
+        s.lines_skipped += b.counts.skipped;
+        s.lines_parsed += b.lines_parsed;
+        s.lines_repaired_utf8 += b.counts.repaired_utf8;
+        s.lines_nul_stripped += b.counts.nul_stripped;
+        for (reason, n) in &b.lines_rejected {
+            s.lines_rejected += n;
+            *s.rejected_by_reason.entry(reason.as_str().to_owned()).or_default() += n;
+        }
+        s.lines_read = s.lines_parsed + s.lines_rejected + s.lines_skipped;
+        for (kind, n) in &b.records_by_kind {
+            s.records_parsed += n;
+            *s.records_by_kind.entry(kind.as_str().to_owned()).or_default() += n;
+        }
+        for r in &b.rejections {
+            s.records_rejected += 1;
+            *s.records_rejected_by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+        }
+        for r in &b.rejections {
+            self.report_rejection(&b.source.display, r)?;
+        }
+        Ok(())
+    }
+
+    fn report_rejection(&mut self, file: &str, r: &RejectNotice) -> std::io::Result<()> {
+        if let Some(out) = self.rejects.as_mut() {
+            let line = RejectLine {
+                source_file: file,
+                source_line: r.line,
+                index: r.index,
+                reason: r.reason.as_str(),
+                detail: &r.detail,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        if self.quiet {
+            return Ok(());
+        }
+        if self.shown_in_input < self.max_messages {
+            self.shown_in_input += 1;
+            let at = match r.index {
+                Some(i) => format!("{}:{} (record {})", file, r.line, i + 1),
+                None => format!("{}:{}", file, r.line),
+            };
+            eprintln!("aihunt: {}: rejected ({}): {}", terminal::escape(&at), r.reason, terminal::escape(&r.detail));
+        } else {
+            self.hidden_in_input += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, config: &InputConfig) -> Result<Outcome> {
+        debug_assert!(self.stats.invariant_holds(), "line accounting broke: {:?}", self.stats);
+        if let Some(out) = self.rejects.take() {
+            out.commit().context("cannot write the rejects file")?;
+        }
+        if let Some(path) = &config.stats_path {
+            let mut json = serde_json::to_vec_pretty(&self.stats)?;
+            json.push(b'\n');
+            write_file_atomic(path, &json).context("cannot write the stats file")?;
+        }
+        if !self.quiet {
+            eprint!("{}", summary::render(&self.stats));
+        }
+        Ok(if self.failed || self.stats.files_failed > 0 {
+            Outcome::Error
+        } else if self.stats.alerts > 0 {
+            Outcome::Alerts
+        } else {
+            Outcome::Clean
+        })
+    }
+}

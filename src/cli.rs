@@ -1,0 +1,83 @@
+//! Command-line definitions (clap derive only); `config` turns them into validated settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  no alert (at or above --fail-on) and no error
+  1  alerts were raised
+  2  an error: bad flags or rules, or an input that could not be read or decompressed to its
+     end (everything readable was still scanned and written)
+Rejected lines are counted and reported, not errors. A closed output pipe is not an error.";
+
+/// Hunt for threats in exported generative-AI logs (Azure OpenAI / AI Foundry, API Management,
+/// OpenTelemetry GenAI, Activity Log), offline.
+#[derive(Debug, Parser)]
+#[command(name = "aihunt", version, about, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan logs and report what was found.
+    #[command(after_help = EXIT_CODES)]
+    Scan(ScanArgs),
+    /// Print the normalized records aihunt reads from the logs, as NDJSON.
+    Inspect(InspectArgs),
+}
+
+/// Flags shared by every command that reads logs.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Files or directories to read (directories are walked in sorted order; gzip is detected
+    /// by content). `-` or nothing reads stdin.
+    pub paths: Vec<PathBuf>,
+
+    /// Read every record as this kind instead of classifying it.
+    #[arg(long, value_name = "KIND", value_parser = ["resource_log", "activity_log", "gateway_log", "gateway_llm_log", "chat_exchange", "otel_span", "training_example"])]
+    pub kind: Option<String>,
+
+    /// Reject lines (and document elements) longer than this many bytes, in bounded memory.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_line_bytes: usize,
+
+    /// Worker threads (default: the number of CPUs).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Write the run summary as JSON to FILE (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+
+    /// Write every rejected line or record as NDJSON to FILE (file, line, reason, detail).
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// How many rejected lines to print per input on stderr before summarising the rest.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_reject_messages: usize,
+
+    /// Write results to FILE instead of stdout (a regular file is replaced atomically).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print only errors on stderr (no summary, no rejected-line messages).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+}

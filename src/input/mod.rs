@@ -1,0 +1,98 @@
+//! Input: which files a scan reads (a sorted, deterministic walk), how each is opened
+//! (gzip detected by its magic bytes, multi-member), and how its lines become frames.
+
+pub mod frame;
+pub mod lines;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flate2::bufread::MultiGzDecoder;
+
+/// One input to read.
+#[derive(Debug, Clone)]
+pub struct InputSource {
+    /// The path as the user gave it, joined with what the walk found below it; `-` for stdin.
+    pub display: Arc<str>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub enum Location {
+    Stdin,
+    File(PathBuf),
+}
+
+/// An input named on the command line that could not be listed or opened.
+#[derive(Debug)]
+pub struct InputError {
+    pub path: String,
+    pub error: io::Error,
+}
+
+/// Expands the command-line paths into inputs: files as given, directories walked in sorted
+/// order (symlinks are not followed), `-` (or no path at all) as stdin.
+pub fn expand(paths: &[PathBuf]) -> (Vec<InputSource>, Vec<InputError>) {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    if paths.is_empty() {
+        sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin });
+    }
+    for path in paths {
+        if path.as_os_str() == "-" {
+            sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin });
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => walk(path, &mut sources, &mut errors),
+            Ok(_) => sources.push(InputSource { display: display(path), location: Location::File(path.clone()) }),
+            Err(error) => errors.push(InputError { path: path.display().to_string(), error }),
+        }
+    }
+    (sources, errors)
+}
+
+fn walk(root: &Path, sources: &mut Vec<InputSource>, errors: &mut Vec<InputError>) {
+    for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+        match entry {
+            Ok(e) if e.file_type().is_file() => {
+                sources.push(InputSource { display: display(e.path()), location: Location::File(e.into_path()) })
+            }
+            Ok(_) => {}
+            Err(err) => {
+                let path = err.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string());
+                let error = err.into_io_error().unwrap_or_else(|| io::Error::other("directory walk failed"));
+                errors.push(InputError { path, error });
+            }
+        }
+    }
+}
+
+fn display(path: &Path) -> Arc<str> {
+    Arc::from(path.to_string_lossy().as_ref())
+}
+
+/// Opens an input for reading, decompressing it when it starts with the gzip magic bytes.
+pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = match &source.location {
+        Location::Stdin => Box::new(io::stdin()),
+        Location::File(p) => Box::new(File::open(p)?),
+    };
+    let mut buffered = BufReader::with_capacity(1 << 20, raw);
+    let is_gzip = loop {
+        match buffered.fill_buf() {
+            Ok(head) => break head.starts_with(&[0x1f, 0x8b]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if is_gzip {
+        // MultiGzDecoder: `cat a.gz b.gz` is valid gzip, and GzDecoder silently stops after
+        // the first member.
+        Ok(Box::new(MultiGzDecoder::new(buffered)))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}

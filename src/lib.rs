@@ -1,0 +1,15 @@
+//! aihunt: offline threat hunting in exported generative-AI logs.
+//!
+//! Data flows one way (DESIGN §3): [`input`] walks, decompresses and frames the logs,
+//! [`record`] classifies each JSON record and normalizes it into a [`record::Record`],
+//! [`pipeline`] runs that in parallel with results in input order, and [`report`] writes what
+//! came out. [`app`] wires the commands together; `main` only maps the outcome to an exit code.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod input;
+pub mod pipeline;
+pub mod record;
+pub mod report;
+pub mod stats;

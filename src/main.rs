@@ -1,0 +1,28 @@
+//! The `aihunt` binary: parses flags, runs the command, maps the outcome to the exit code
+//! documented in `--help` and the README (0 clean, 1 alerts, 2 error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use aihunt::app::{self, Outcome};
+use aihunt::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match app::run(cli) {
+        Ok(Outcome::Clean) => ExitCode::from(0),
+        Ok(Outcome::Alerts) => ExitCode::from(1),
+        Ok(Outcome::Error) => ExitCode::from(2),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(0),
+        Err(err) => {
+            eprintln!("aihunt: error: {}", aihunt::report::terminal::escape(&format!("{err:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `aihunt scan ... | head` closes the pipe early; that is the reader's choice, not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,248 @@
+//! The streaming pipeline: one reader thread frames inputs into batches, a rayon pool parses
+//! and processes batches in parallel, and the calling thread consumes results strictly in
+//! input order. In-flight batches are capped by permits, so memory stays bounded whatever the
+//! input size, and output is identical for any thread count.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+
+use crate::input::frame::{FrameBatch, FrameBody, Framer, LineCounts};
+use crate::input::lines::{Line, LineReader};
+use crate::input::{self, InputSource};
+use crate::record::{parse_frame, ParseOptions, Record, RecordKind, RejectReason};
+
+/// Frame bytes per batch: large enough to amortise scheduling, small enough to keep latency
+/// and memory low.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_FRAMES: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    pub threads: usize,
+    pub max_line_bytes: usize,
+    pub parse: ParseOptions,
+}
+
+/// A frame or record that was not turned into a Record.
+#[derive(Debug, Clone)]
+pub struct RejectNotice {
+    pub line: u64,
+    pub index: Option<u32>,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// What the consumer sees, in input order.
+pub enum Event<'a, T> {
+    /// A batch of one input was processed: its accounting, rejections and outputs.
+    Batch(&'a BatchResult<T>),
+    /// An input is done: it was read to its end, or `error` says why not.
+    InputDone { source: &'a InputSource, bytes_read: u64, error: Option<&'a io::Error> },
+}
+
+pub struct BatchResult<T> {
+    pub source: Arc<InputSource>,
+    pub counts: LineCounts,
+    pub lines_parsed: u64,
+    /// Rejected lines by reason.
+    pub lines_rejected: BTreeMap<RejectReason, u64>,
+    pub records_by_kind: BTreeMap<RecordKind, u64>,
+    pub rejections: Vec<RejectNotice>,
+    pub outputs: Vec<T>,
+}
+
+enum Job {
+    Batch { source: Arc<InputSource>, batch: FrameBatch },
+    Done { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error> },
+}
+
+enum Done<T> {
+    Batch(BatchResult<T>),
+    Input { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error> },
+}
+
+/// Runs every input through framing, parsing and `work` (in parallel), handing results to
+/// `consume` in input order. `consume` returning an error (a closed pipe, a full disk) stops
+/// the run early.
+pub fn run<T, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
+where
+    T: Send + 'static,
+    W: Fn(&Record, &mut Vec<T>) + Send + Sync + 'static,
+    C: FnMut(Event<'_, T>) -> io::Result<()>,
+{
+    let threads = opts.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("aihunt-worker-{i}"))
+        .build()
+        .map_err(io::Error::other)?;
+    let work = Arc::new(work);
+    let permits = 2 * threads + 2;
+    let (permit_tx, permit_rx) = sync_channel::<()>(permits);
+    for _ in 0..permits {
+        let _ = permit_tx.send(());
+    }
+    let (done_tx, done_rx) = channel::<(u64, Done<T>)>();
+
+    let reader = {
+        let done_tx = done_tx.clone();
+        std::thread::Builder::new().name("aihunt-reader".into()).spawn(move || {
+            let mut seq = 0u64;
+            let dispatch = |job: Job| -> bool {
+                if permit_rx.recv().is_err() {
+                    return false;
+                }
+                let this = seq;
+                seq += 1;
+                let tx: Sender<(u64, Done<T>)> = done_tx.clone();
+                let work = Arc::clone(&work);
+                pool.spawn(move || {
+                    let done = match job {
+                        Job::Batch { source, batch } => Done::Batch(process(source, batch, opts.parse, &*work)),
+                        Job::Done { source, bytes_read, error } => Done::Input { source, bytes_read, error },
+                    };
+                    let _ = tx.send((this, done));
+                });
+                true
+            };
+            read_all(sources, opts.max_line_bytes, dispatch);
+        })?
+    };
+    drop(done_tx);
+
+    let result = collect_in_order(&done_rx, &permit_tx, &mut consume);
+    // On an early stop, unblock and drain the reader so it finishes and its thread ends.
+    drop(permit_tx);
+    drop(done_rx);
+    let _ = reader.join();
+    result
+}
+
+fn collect_in_order<T, C>(done_rx: &Receiver<(u64, Done<T>)>, permit_tx: &SyncSender<()>, consume: &mut C) -> io::Result<()>
+where
+    C: FnMut(Event<'_, T>) -> io::Result<()>,
+{
+    let mut next = 0u64;
+    let mut waiting: BTreeMap<u64, Done<T>> = BTreeMap::new();
+    for (seq, done) in done_rx.iter() {
+        waiting.insert(seq, done);
+        while let Some(done) = waiting.remove(&next) {
+            next += 1;
+            let _ = permit_tx.send(());
+            match &done {
+                Done::Batch(b) => consume(Event::Batch(b))?,
+                Done::Input { source, bytes_read, error } => {
+                    consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref() })?
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every input in order and hands batches (and an end marker per input) to `dispatch`;
+/// stops when `dispatch` says the consumer has gone.
+fn read_all(sources: Vec<InputSource>, max_line: usize, mut dispatch: impl FnMut(Job) -> bool) {
+    for source in sources {
+        let source = Arc::new(source);
+        let reader = match input::open(&source) {
+            Ok(r) => r,
+            Err(error) => {
+                if !dispatch(Job::Done { source, bytes_read: 0, error: Some(error) }) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut lines = LineReader::new(reader, max_line);
+        let mut framer = Framer::new(max_line);
+        let mut batch = FrameBatch::default();
+        let mut last_line = 0;
+        while let Some(line) = lines.next_line() {
+            last_line = match &line {
+                Line::Text { no, .. } | Line::TooLong { no, .. } => *no,
+            };
+            framer.push_line(line, &mut batch);
+            if batch.arena.len() >= BATCH_BYTES || batch.frames.len() >= BATCH_FRAMES {
+                let full = std::mem::take(&mut batch);
+                if !dispatch(Job::Batch { source: Arc::clone(&source), batch: full }) {
+                    return;
+                }
+            }
+        }
+        framer.finish(last_line, &mut batch);
+        if !batch.is_empty() && !dispatch(Job::Batch { source: Arc::clone(&source), batch }) {
+            return;
+        }
+        let error = lines.take_error();
+        if !dispatch(Job::Done { source, bytes_read: lines.bytes_read(), error }) {
+            return;
+        }
+    }
+}
+
+fn process<T, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, work: &W) -> BatchResult<T>
+where
+    W: Fn(&Record, &mut Vec<T>),
+{
+    let mut out = BatchResult {
+        source: Arc::clone(&source),
+        counts: batch.counts,
+        lines_parsed: batch.counts.structural,
+        lines_rejected: BTreeMap::new(),
+        records_by_kind: BTreeMap::new(),
+        rejections: Vec::new(),
+        outputs: Vec::new(),
+    };
+    for frame in &batch.frames {
+        let owned = u64::from(frame.owned_lines);
+        let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String| {
+            out.rejections.push(RejectNotice { line: frame.line, index, reason, detail });
+        };
+        let range = match &frame.body {
+            FrameBody::Json(r) => r,
+            FrameBody::Rejected { reason, detail } => {
+                reject(&mut out, *reason, None, detail.clone());
+                *out.lines_rejected.entry(*reason).or_default() += owned;
+                continue;
+            }
+        };
+        let text = batch.text(range);
+        // A bug reachable from hostile input must cost one record, not the scan.
+        let parsed = catch_unwind(AssertUnwindSafe(|| parse_frame(text, &source.display, frame.line, parse)));
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(_) => {
+                reject(&mut out, RejectReason::InternalError, None, "aihunt failed on this record (a bug; please report it)".into());
+                *out.lines_rejected.entry(RejectReason::InternalError).or_default() += owned;
+                continue;
+            }
+        };
+        let mut first_reason = None;
+        for r in parsed.rejections {
+            let reason = if r.reason == RejectReason::InvalidJson && frame.unterminated {
+                RejectReason::TruncatedLine
+            } else {
+                r.reason
+            };
+            first_reason.get_or_insert(reason);
+            reject(&mut out, reason, r.index, r.detail);
+        }
+        match first_reason {
+            Some(reason) if parsed.records.is_empty() => *out.lines_rejected.entry(reason).or_default() += owned,
+            _ => out.lines_parsed += owned,
+        }
+        for record in &parsed.records {
+            *out.records_by_kind.entry(record.kind).or_default() += 1;
+            let before = out.outputs.len();
+            if catch_unwind(AssertUnwindSafe(|| work(record, &mut out.outputs))).is_err() {
+                out.outputs.truncate(before);
+                reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into());
+            }
+        }
+    }
+    out
+}

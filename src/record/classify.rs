@@ -1,0 +1,152 @@
+//! Decides which record kind an object is, from the fields it has (DESIGN §2, log-schemas §8).
+//!
+//! Classification looks only at names and a few values, never guesses: an object that matches
+//! no known shape is rejected as `unknown_shape` so the user can see it was not understood.
+
+use super::json::{decode_str, Obj};
+use super::RecordKind;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClassifyError {
+    #[error("no known log shape has these fields: {0}")]
+    Unknown(String),
+    #[error("recognised as {0}, which this build of aihunt cannot read yet")]
+    Unsupported(RecordKind),
+}
+
+/// Diagnostic-setting categories of Azure OpenAI / AI services accounts.
+const RESOURCE_LOG_CATEGORIES: &[&str] = &["RequestResponse", "Audit", "Trace", "AzureOpenAIRequestUsage"];
+
+/// Activity Log categories as the storage/Event Hubs shape writes them.
+const ACTIVITY_CATEGORIES: &[&str] = &[
+    "Administrative",
+    "Write",
+    "Delete",
+    "Action",
+    "Policy",
+    "Security",
+    "ServiceHealth",
+    "ResourceHealth",
+    "Alert",
+    "Autoscale",
+    "Recommendation",
+];
+
+pub fn classify(obj: &Obj<'_>) -> Result<RecordKind, ClassifyError> {
+    if let Some(kind) = log_analytics_table(obj) {
+        return Ok(kind);
+    }
+    let category = obj.text(&["category"]);
+    let category = category.as_deref().unwrap_or("");
+    let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(category));
+
+    if is(RESOURCE_LOG_CATEGORIES) {
+        return Ok(RecordKind::ResourceLog);
+    }
+    if is(&["GatewayLogs"]) {
+        return Ok(RecordKind::GatewayLog);
+    }
+    if is(&["GatewayLlmLogs"]) {
+        return Ok(RecordKind::GatewayLlmLog);
+    }
+    // The REST shape: localizable {value, localizedValue} objects and eventTimestamp.
+    if obj.has("eventTimestamp") && (obj.has("operationName") || obj.has("authorization")) {
+        return Ok(RecordKind::ActivityLog);
+    }
+    let resource_id = obj.text(&["resourceId"]).unwrap_or_default().to_ascii_uppercase();
+    let has_identity = obj
+        .get("identity")
+        .and_then(Obj::from_raw)
+        .is_some_and(|i| i.has("authorization") || i.has("claims"));
+    if (is(ACTIVITY_CATEGORIES) || has_identity) && obj.has("operationName") {
+        return Ok(RecordKind::ActivityLog);
+    }
+    if resource_id.contains("/PROVIDERS/MICROSOFT.APIMANAGEMENT/") && obj.has("properties") {
+        let props = super::json::Nested::new(obj.get("properties"));
+        if props.obj().is_some_and(|p| p.has("requestBody") || p.has("backendUrl") || p.has("apiId")) {
+            return Ok(RecordKind::GatewayLog);
+        }
+    }
+    Err(ClassifyError::Unknown(key_summary(obj)))
+}
+
+/// Log Analytics export rows, identified by their `Type` column or by table-specific columns.
+fn log_analytics_table(obj: &Obj<'_>) -> Option<RecordKind> {
+    let table = obj.get("Type").and_then(decode_str);
+    match table.as_deref() {
+        Some("AzureDiagnostics") => {
+            // Legacy "Azure diagnostics" mode also carries APIM gateway logs.
+            let cat = obj.text(&["Category"]).unwrap_or_default();
+            return Some(match cat.as_str() {
+                c if c.eq_ignore_ascii_case("GatewayLogs") => RecordKind::GatewayLog,
+                c if c.eq_ignore_ascii_case("GatewayLlmLogs") => RecordKind::GatewayLlmLog,
+                _ => RecordKind::ResourceLog,
+            });
+        }
+        Some("AzureActivity") => return Some(RecordKind::ActivityLog),
+        Some("ApiManagementGatewayLogs") => return Some(RecordKind::GatewayLog),
+        Some("ApiManagementGatewayLlmLog") => return Some(RecordKind::GatewayLlmLog),
+        _ => {}
+    }
+    if !obj.has("TimeGenerated") {
+        return None;
+    }
+    if obj.has("OperationNameValue") || obj.has("ActivityStatusValue") || obj.has("CategoryValue") {
+        return Some(RecordKind::ActivityLog);
+    }
+    if obj.has("SequenceNumber") && (obj.has("RequestMessages") || obj.has("ResponseMessages")) {
+        return Some(RecordKind::GatewayLlmLog);
+    }
+    if obj.has("ApimSubscriptionId") || obj.has("BackendResponseCode") || obj.has("ApiId") {
+        return Some(RecordKind::GatewayLog);
+    }
+    if obj.has("properties_s") || obj.has("ResourceProvider") || obj.has("Category") {
+        return Some(RecordKind::ResourceLog);
+    }
+    None
+}
+
+/// The first field names of an object, for a rejection message a user can act on.
+fn key_summary(obj: &Obj<'_>) -> String {
+    let mut keys: Vec<&str> = obj.keys().take(12).collect();
+    if keys.is_empty() {
+        return "(empty object)".into();
+    }
+    let more = obj.keys().count().saturating_sub(keys.len());
+    keys.iter_mut().for_each(|k| {
+        if k.len() > 40 {
+            *k = &k[..k.char_indices().nth(40).map_or(k.len(), |(i, _)| i)];
+        }
+    });
+    let mut s = keys.join(", ");
+    if more > 0 {
+        s.push_str(&format!(", +{more} more"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(s: &str) -> Result<RecordKind, ClassifyError> {
+        classify(&Obj::parse(s).unwrap())
+    }
+
+    #[test]
+    fn classifies_by_category_and_shape() {
+        assert_eq!(kind(r#"{"category":"RequestResponse","operationName":"x"}"#), Ok(RecordKind::ResourceLog));
+        assert_eq!(kind(r#"{"category":"GatewayLogs"}"#), Ok(RecordKind::GatewayLog));
+        assert_eq!(
+            kind(r#"{"category":"Action","operationName":"MICROSOFT.X/Y/ACTION"}"#),
+            Ok(RecordKind::ActivityLog)
+        );
+        assert_eq!(
+            kind(r#"{"eventTimestamp":"2024-01-01T00:00:00Z","operationName":{"value":"a/b"}}"#),
+            Ok(RecordKind::ActivityLog)
+        );
+        assert_eq!(kind(r#"{"TimeGenerated":"x","Type":"AzureActivity"}"#), Ok(RecordKind::ActivityLog));
+        assert_eq!(kind(r#"{"TimeGenerated":"x","properties_s":"{}"}"#), Ok(RecordKind::ResourceLog));
+        assert!(matches!(kind(r#"{"hello":"world"}"#), Err(ClassifyError::Unknown(_))));
+    }
+}

@@ -1,0 +1,312 @@
+//! Lazy, borrowed access to JSON objects whose field names vary in case across exports.
+//!
+//! Azure writes the same field as `resourceId`, `ResourceId` or `resourceid` depending on the
+//! export path, and nests objects either as JSON or as JSON-encoded strings. Building a
+//! `serde_json::Value` for every record would cost 3x the parse time, so an [`Obj`] keeps each
+//! top-level value as a borrowed `&RawValue` and decodes only the fields an adapter asks for.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON object as a list of (key, raw value) pairs, borrowed from the source text.
+#[derive(Debug, Clone, Default)]
+pub struct Obj<'a> {
+    entries: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// What a raw JSON value is, judged from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool,
+    Null,
+}
+
+pub fn json_type(raw: &RawValue) -> JsonType {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => JsonType::Object,
+        Some(b'[') => JsonType::Array,
+        Some(b'"') => JsonType::String,
+        Some(b't') | Some(b'f') => JsonType::Bool,
+        Some(b'n') => JsonType::Null,
+        _ => JsonType::Number,
+    }
+}
+
+struct KeyStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for KeyStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Obj<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Obj<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some((k, v)) = map.next_entry::<KeyStr<'de>, &'de RawValue>()? {
+                    entries.push((k.0, v));
+                }
+                Ok(Obj { entries })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Obj<'a> {
+    /// Parses `text`, which must be one JSON object.
+    pub fn parse(text: &'a str) -> Result<Obj<'a>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Parses a raw value that is an object; `None` for any other type.
+    pub fn from_raw(raw: &'a RawValue) -> Option<Obj<'a>> {
+        if json_type(raw) == JsonType::Object {
+            Obj::parse(raw.get()).ok()
+        } else {
+            None
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| k.as_ref())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
+    /// The value of `key`, compared without regard to ASCII case.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        // Exact match first: it is the common case and keeps `a` distinct from `A` when a
+        // record really has both.
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .or_else(|| self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+            .map(|(_, v)| *v)
+            .filter(|v| json_type(v) != JsonType::Null)
+    }
+
+    /// The first of `keys` that is present and not null.
+    pub fn get_any(&self, keys: &[&str]) -> Option<&'a RawValue> {
+        keys.iter().find_map(|k| self.get(k))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// A scalar field as text: strings are decoded, numbers and booleans keep their JSON
+    /// spelling. Empty strings count as absent.
+    pub fn text(&self, keys: &[&str]) -> Option<String> {
+        keys.iter().find_map(|k| self.get(k).and_then(scalar_text))
+    }
+
+    pub fn i64(&self, keys: &[&str]) -> Option<i64> {
+        keys.iter().find_map(|k| self.get(k).and_then(scalar_i64))
+    }
+
+    pub fn f64(&self, keys: &[&str]) -> Option<f64> {
+        keys.iter().find_map(|k| self.get(k).and_then(scalar_f64))
+    }
+
+    pub fn bool(&self, keys: &[&str]) -> Option<bool> {
+        keys.iter().find_map(|k| self.get(k).and_then(scalar_bool))
+    }
+}
+
+/// Decodes a JSON string literal; `None` if `raw` is not a string.
+pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if json_type(raw) != JsonType::String {
+        return None;
+    }
+    let inner = &raw.get()[1..raw.get().len() - 1];
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
+}
+
+pub fn scalar_text(raw: &RawValue) -> Option<String> {
+    let s = match json_type(raw) {
+        JsonType::String => decode_str(raw)?.into_owned(),
+        JsonType::Number | JsonType::Bool => raw.get().to_owned(),
+        _ => return None,
+    };
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == s.len() {
+        Some(s)
+    } else {
+        Some(trimmed.to_owned())
+    }
+}
+
+pub fn scalar_f64(raw: &RawValue) -> Option<f64> {
+    match json_type(raw) {
+        JsonType::Number => raw.get().parse().ok(),
+        // Azure writes some numbers as strings ("durationMs": "78") and usage counters as
+        // one-element arrays ("promptTokens": [12]).
+        JsonType::String => decode_str(raw)?.trim().parse().ok(),
+        JsonType::Array => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
+            match items.as_slice() {
+                [one] => scalar_f64(one),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+    .filter(|v: &f64| v.is_finite())
+}
+
+pub fn scalar_i64(raw: &RawValue) -> Option<i64> {
+    match json_type(raw) {
+        JsonType::Number => {
+            let s = raw.get();
+            s.parse::<i64>().ok().or_else(|| {
+                let f: f64 = s.parse().ok()?;
+                (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
+            })
+        }
+        _ => {
+            let f = scalar_f64(raw)?;
+            (f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
+        }
+    }
+}
+
+pub fn scalar_bool(raw: &RawValue) -> Option<bool> {
+    match json_type(raw) {
+        JsonType::Bool => Some(raw.get() == "true"),
+        JsonType::String => match decode_str(raw)?.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        JsonType::Number => match raw.get() {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The elements of a raw JSON array; `None` if `raw` is not an array.
+pub fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    if json_type(raw) != JsonType::Array {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// A value that may be nested JSON or a string holding JSON (`properties`, `properties_s`,
+/// `requestBody`, `Claims`...). Owns the decoded text when it had to decode one.
+pub struct Nested<'a> {
+    raw: Option<&'a RawValue>,
+    decoded: Option<Box<RawValue>>,
+}
+
+impl<'a> Nested<'a> {
+    /// Wraps `raw`; when it is a string that holds a JSON object or array, decodes it.
+    pub fn new(raw: Option<&'a RawValue>) -> Nested<'a> {
+        let decoded = raw.and_then(|r| {
+            let s = decode_str(r)?;
+            let t = s.trim_start();
+            if t.starts_with('{') || t.starts_with('[') {
+                // `from_string` validates the text as JSON.
+                RawValue::from_string(s.into_owned()).ok()
+            } else {
+                None
+            }
+        });
+        Nested { raw, decoded }
+    }
+
+    /// The JSON value, decoded from its string form when it was one.
+    pub fn value(&self) -> Option<&RawValue> {
+        match &self.decoded {
+            Some(d) => Some(d),
+            None => self.raw,
+        }
+    }
+
+    pub fn obj(&self) -> Option<Obj<'_>> {
+        self.value().and_then(Obj::from_raw)
+    }
+
+    /// True when the field was a string that did not decode to JSON (truncated bodies).
+    pub fn undecodable_text(&self) -> Option<Cow<'a, str>> {
+        if self.decoded.is_some() {
+            return None;
+        }
+        self.raw.and_then(decode_str).filter(|s| !s.trim().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_ascii_case_and_nulls() {
+        let o = Obj::parse(r#"{"ResourceId":"/X","callerIpAddress":null,"n":"12"}"#).unwrap();
+        assert_eq!(o.text(&["resourceId"]).as_deref(), Some("/X"));
+        assert_eq!(o.text(&["callerIpAddress"]), None);
+        assert_eq!(o.i64(&["n"]), Some(12));
+    }
+
+    #[test]
+    fn nested_decodes_json_strings_and_keeps_broken_ones_as_text() {
+        let o = Obj::parse(r#"{"p":"{\"a\":1}","q":{"a":2},"t":"{\"a\":"}"#).unwrap();
+        assert_eq!(Nested::new(o.get("p")).obj().unwrap().i64(&["a"]), Some(1));
+        assert_eq!(Nested::new(o.get("q")).obj().unwrap().i64(&["a"]), Some(2));
+        let t = Nested::new(o.get("t"));
+        assert!(t.obj().is_none());
+        assert_eq!(t.undecodable_text().as_deref(), Some("{\"a\":"));
+    }
+
+    #[test]
+    fn usage_counters_as_single_element_arrays() {
+        let o = Obj::parse(r#"{"promptTokens":[12],"x":[1,2]}"#).unwrap();
+        assert_eq!(o.i64(&["promptTokens"]), Some(12));
+        assert_eq!(o.i64(&["x"]), None);
+    }
+}

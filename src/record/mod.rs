@@ -1,0 +1,708 @@
+//! The normalized Record every detector reads, and the adapters that build it from each log kind.
+//!
+//! A record is what one log row says, in one vocabulary: who called (caller), what was called
+//! (resource, deployment, model, operation), how it went (status, tokens, sizes, Azure's own
+//! content-filter verdicts) and what was said (text surfaces). Adapters are one file per record
+//! kind; [`classify`] picks the adapter, [`parse_frame`] turns one framed JSON text into records.
+
+mod activity_log;
+pub mod chat;
+mod classify;
+mod fields;
+mod gateway_log;
+pub mod json;
+mod resource_log;
+pub mod time;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use classify::{classify, ClassifyError};
+use json::{json_type, JsonType, Obj};
+
+/// What a record is, independent of how it was exported (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    ResourceLog,
+    ActivityLog,
+    GatewayLog,
+    GatewayLlmLog,
+    ChatExchange,
+    OtelSpan,
+    TrainingExample,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 7] = [
+        RecordKind::ResourceLog,
+        RecordKind::ActivityLog,
+        RecordKind::GatewayLog,
+        RecordKind::GatewayLlmLog,
+        RecordKind::ChatExchange,
+        RecordKind::OtelSpan,
+        RecordKind::TrainingExample,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::ResourceLog => "resource_log",
+            RecordKind::ActivityLog => "activity_log",
+            RecordKind::GatewayLog => "gateway_log",
+            RecordKind::GatewayLlmLog => "gateway_llm_log",
+            RecordKind::ChatExchange => "chat_exchange",
+            RecordKind::OtelSpan => "otel_span",
+            RecordKind::TrainingExample => "training_example",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a record was exported (DESIGN §2), separate from what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// One record per line, as diagnostic settings write to a storage account.
+    Storage,
+    /// Inside a `{"records":[...]}` wrapper, as Event Hubs delivers them.
+    EventHub,
+    /// A Log Analytics export row (PascalCase columns, `_s`/`_d` suffixes).
+    LogAnalytics,
+    /// The Activity Log REST / portal shape with `{value, localizedValue}` objects.
+    Rest,
+    /// Written by an application (chat request/response dumps, batch files, training data).
+    App,
+    /// OpenTelemetry spans, events or log records.
+    Otel,
+}
+
+/// A part of a record that carries text a detector reads (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    System,
+    UserPrompt,
+    Document,
+    ToolOutput,
+    ToolArguments,
+    ModelResponse,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::System => "system",
+            Surface::UserPrompt => "user_prompt",
+            Surface::Document => "document",
+            Surface::ToolOutput => "tool_output",
+            Surface::ToolArguments => "tool_arguments",
+            Surface::ModelResponse => "model_response",
+        }
+    }
+}
+
+/// One piece of text on one surface, with where in the record it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TextSpan {
+    pub surface: Surface,
+    /// A JSON-path-like pointer into the record, e.g. `requestBody.messages[1].content`.
+    pub origin: String,
+    pub text: String,
+    /// The body was cut short (APIM body-size cap): the text is what could be recovered.
+    #[serde(skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+/// How the caller authenticated, as far as the log tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// An API key (`api-key` header): Azure OpenAI logs an empty objectId.
+    ApiKey,
+    /// An Entra ID token whose principal is a user.
+    EntraUser,
+    /// An Entra ID token of an application, service principal or managed identity.
+    EntraApp,
+    /// An Entra ID token whose principal type the log does not say.
+    Entra,
+    /// An API Management subscription key.
+    ApimSubscription,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    /// As logged; Azure OpenAI masks the last octet (`81.2.69.***`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ip_masked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apim_subscription_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_kind: Option<AuthKind>,
+    /// Authentication methods from the token (`pwd`, `mfa`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_methods: Option<String>,
+    /// The end user an application names in `user_security_context` (or the `user` field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_user_tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_user_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    /// The ARM id as logged (resource logs write it in upper case).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    /// `MICROSOFT.COGNITIVESERVICES/ACCOUNTS`, `MICROSOFT.APIMANAGEMENT/SERVICE`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The account (or APIM service) name: the first resource name after the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// HTTP status code where the log has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    /// `Success`, `Failure`, `Start`, `Succeeded`, ... as logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Sub-status (`resultSignature` / `subStatus`) when it is not a plain HTTP code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sizes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<u64>,
+}
+
+/// One of Azure's own content-filter verdicts, normalized across the key spellings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterVerdict {
+    /// `prompt` (prompt_filter_results, blocked-prompt errors) or `completion` (choices).
+    pub target: FilterTarget,
+    /// `jailbreak`, `indirect_attack`, `hate`, `sexual`, `violence`, `self_harm`, `profanity`,
+    /// `protected_material_text`, `protected_material_code`, `custom_blocklist`, ...
+    pub category: String,
+    pub filtered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// The custom blocklist id, for `custom_blocklist` verdicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl FilterVerdict {
+    /// True when Azure flagged the content, whether or not it blocked it.
+    pub fn is_hit(&self) -> bool {
+        self.filtered
+            || self.detected == Some(true)
+            || matches!(self.severity.as_deref(), Some("low" | "medium" | "high"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterTarget {
+    Prompt,
+    Completion,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentFilter {
+    /// Verdicts that flagged something; `safe`/not-detected entries are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<FilterVerdict>,
+    /// The request was refused with `error.code == "content_filter"`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub prompt_blocked: bool,
+    /// A choice ended with `finish_reason == "content_filter"`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub completion_filtered: bool,
+    /// `innererror.code`, e.g. `ResponsibleAIPolicyViolation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+impl ContentFilter {
+    pub fn is_empty(&self) -> bool {
+        self.verdicts.is_empty() && !self.prompt_blocked && !self.completion_filtered
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    /// The arguments as the model wrote them (usually a JSON string).
+    pub arguments: String,
+    pub origin: String,
+}
+
+/// Control-plane details of an Activity Log or Audit event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlane {
+    /// RBAC action checked (`Microsoft.CognitiveServices/accounts/listKeys/action`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// `Administrative`, `Write`, `Action`, `Delete`, `Policy`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_data_id: Option<String>,
+}
+
+/// The normalized view of one log record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub kind: RecordKind,
+    pub source_format: SourceFormat,
+    /// The path as given on the command line joined with what the walk found (`-` = stdin).
+    pub source_file: Arc<str>,
+    /// 1-based line in the decompressed stream where the record starts.
+    pub source_line: u64,
+    /// Further rows a record was assembled from (chunked LLM logs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_lines: Vec<u64>,
+    /// Position inside a `records`/`value` wrapper or array on the same line (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_in_line: Option<u32>,
+    /// 128-bit hash of the record's own JSON text: its identity for alert fingerprints.
+    pub record_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<jiff::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub resource: Resource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub caller: Caller,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// When the service received the request (decoded from .NET ticks where logged so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_time: Option<jiff::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub tokens: Tokens,
+    #[serde(skip_serializing_if = "is_default")]
+    pub sizes: Sizes,
+    #[serde(skip_serializing_if = "ContentFilter::is_empty")]
+    pub content_filter: ContentFilter,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlane>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub surfaces: Vec<TextSpan>,
+}
+
+impl Record {
+    /// An empty record of `kind`; adapters fill in what their log has.
+    pub fn new(kind: RecordKind, format: SourceFormat, at: &RecordOrigin) -> Record {
+        Record {
+            kind,
+            source_format: format,
+            source_file: at.file.clone(),
+            source_line: at.line,
+            other_lines: Vec::new(),
+            index_in_line: at.index,
+            record_hash: String::new(),
+            time: None,
+            category: None,
+            operation: None,
+            resource: Resource::default(),
+            deployment: None,
+            model: None,
+            model_version: None,
+            api_version: None,
+            url: None,
+            method: None,
+            caller: Caller::default(),
+            correlation_id: None,
+            request_id: None,
+            status: Status::default(),
+            duration_ms: None,
+            request_time: None,
+            stream: None,
+            tokens: Tokens::default(),
+            sizes: Sizes::default(),
+            content_filter: ContentFilter::default(),
+            tool_calls: Vec::new(),
+            control_plane: None,
+            surfaces: Vec::new(),
+        }
+    }
+
+    /// The spans of one surface, in record order.
+    pub fn surface(&self, s: Surface) -> impl Iterator<Item = &TextSpan> {
+        self.surfaces.iter().filter(move |t| t.surface == s)
+    }
+
+    pub(crate) fn push_text(&mut self, surface: Surface, origin: String, text: String, truncated: bool) {
+        if !text.trim().is_empty() {
+            self.surfaces.push(TextSpan { surface, origin, text, truncated });
+        }
+    }
+}
+
+/// Where a record sits in the input.
+#[derive(Debug, Clone)]
+pub struct RecordOrigin {
+    pub file: Arc<str>,
+    pub line: u64,
+    pub index: Option<u32>,
+}
+
+/// Why a frame or record was not turned into a Record. Each reason is a stable snake_case
+/// key in `rejectedByReason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// Not valid JSON (includes lines cut short at the end of a file).
+    InvalidJson,
+    /// The last line of a file ended without a newline and did not parse: still being written.
+    TruncatedLine,
+    /// A line (or document element) longer than `--max-line-bytes`.
+    LineTooLong,
+    /// Valid JSON, but not an object (a number, a string, ...).
+    NotAnObject,
+    /// An object no adapter recognises.
+    UnknownShape,
+    /// aihunt itself failed on this input (a bug); the scan went on without it.
+    InternalError,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::TruncatedLine => "truncated_line",
+            RejectReason::LineTooLong => "line_too_long",
+            RejectReason::NotAnObject => "not_an_object",
+            RejectReason::UnknownShape => "unknown_shape",
+            RejectReason::InternalError => "internal_error",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record that could not be used, with enough detail for the user to find it.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub index: Option<u32>,
+    pub detail: String,
+}
+
+/// What one framed JSON text became.
+#[derive(Debug, Default)]
+pub struct FrameRecords {
+    pub records: Vec<Record>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// Options that change how records are read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    /// Skip classification and read every record as this kind (`--kind`).
+    pub force_kind: Option<RecordKind>,
+}
+
+/// Parses one framed JSON text (a line, or one element of a JSON document) into records.
+/// Wrappers (`{"records":[...]}`, `{"value":[...]}`, arrays) expand to their elements.
+pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -> FrameRecords {
+    let mut out = FrameRecords::default();
+    let raw: &serde_json::value::RawValue = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            out.rejections.push(Rejection {
+                reason: RejectReason::InvalidJson,
+                index: None,
+                detail: e.to_string(),
+            });
+            return out;
+        }
+    };
+    match json_type(raw) {
+        JsonType::Object => {
+            let obj = match Obj::parse(raw.get()) {
+                Ok(o) => o,
+                Err(e) => {
+                    out.rejections.push(Rejection {
+                        reason: RejectReason::InvalidJson,
+                        index: None,
+                        detail: e.to_string(),
+                    });
+                    return out;
+                }
+            };
+            match wrapper_items(&obj) {
+                Some((items, format)) => expand(items, format, file, line, opts, &mut out),
+                None => adapt_one(raw, &obj, None, None, file, line, opts, &mut out),
+            }
+        }
+        JsonType::Array => {
+            let items = json::array(raw).unwrap_or_default();
+            expand(items, None, file, line, opts, &mut out);
+        }
+        other => out.rejections.push(Rejection {
+            reason: RejectReason::NotAnObject,
+            index: None,
+            detail: format!("a JSON {other:?} is not a log record").to_lowercase(),
+        }),
+    }
+    out
+}
+
+/// The element list of a `{"records":[...]}` (Event Hubs) or `{"value":[...]}` (ARM list)
+/// wrapper, with the export format the wrapper implies.
+fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<&'a serde_json::value::RawValue>, Option<SourceFormat>)> {
+    // A wrapper holds nothing but its list (and, for ARM lists, a `nextLink`).
+    let only = |allowed: &[&str]| obj.keys().all(|k| allowed.iter().any(|a| a.eq_ignore_ascii_case(k)));
+    if let Some(items) = obj.get("records").and_then(json::array) {
+        if only(&["records"]) {
+            return Some((items, Some(SourceFormat::EventHub)));
+        }
+    }
+    if let Some(items) = obj.get("value").and_then(json::array) {
+        if only(&["value", "nextLink", "@odata.nextLink", "@odata.context", "count"]) {
+            return Some((items, None));
+        }
+    }
+    None
+}
+
+fn expand(
+    items: Vec<&serde_json::value::RawValue>,
+    format: Option<SourceFormat>,
+    file: &Arc<str>,
+    line: u64,
+    opts: ParseOptions,
+    out: &mut FrameRecords,
+) {
+    for (i, item) in items.into_iter().enumerate() {
+        let index = Some(i as u32);
+        match Obj::from_raw(item) {
+            Some(obj) => adapt_one(item, &obj, format, index, file, line, opts, out),
+            None => out.rejections.push(Rejection {
+                reason: RejectReason::NotAnObject,
+                index,
+                detail: "wrapper element is not a JSON object".into(),
+            }),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn adapt_one(
+    raw: &serde_json::value::RawValue,
+    obj: &Obj<'_>,
+    wrapper_format: Option<SourceFormat>,
+    index: Option<u32>,
+    file: &Arc<str>,
+    line: u64,
+    opts: ParseOptions,
+    out: &mut FrameRecords,
+) {
+    let kind = match opts.force_kind {
+        Some(k) => Ok(k),
+        None => classify(obj),
+    };
+    let origin = RecordOrigin { file: file.clone(), line, index };
+    let adapted = kind.and_then(|kind| {
+        let mut record = match kind {
+            RecordKind::ResourceLog => resource_log::adapt(obj, &origin),
+            RecordKind::ActivityLog => activity_log::adapt(obj, &origin),
+            RecordKind::GatewayLog => gateway_log::adapt(obj, &origin),
+            other => return Err(ClassifyError::Unsupported(other)),
+        };
+        if let Some(f) = wrapper_format {
+            if record.source_format == SourceFormat::Storage {
+                record.source_format = f;
+            }
+        }
+        Ok(record)
+    });
+    match adapted {
+        Ok(mut record) => {
+            record.record_hash = record_hash(raw.get());
+            out.records.push(record);
+        }
+        Err(e) => out.rejections.push(Rejection {
+            reason: RejectReason::UnknownShape,
+            index,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// A 128-bit FNV-1a hash of the record's JSON text, as 32 hex digits. Stable across runs,
+/// platforms and thread counts, which is all a fingerprint needs; it is not a security hash.
+pub fn record_hash(text: &str) -> String {
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for &b in text.as_bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(PRIME);
+    }
+    format!("{h:032x}")
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// Splits an ARM resource id into subscription, group, provider and first resource name.
+pub(crate) fn parse_resource_id(id: &str, res: &mut Resource) {
+    let parts: Vec<&str> = id.split('/').filter(|p| !p.is_empty()).collect();
+    let mut i = 0;
+    while i + 1 < parts.len() {
+        let key = parts[i];
+        if key.eq_ignore_ascii_case("subscriptions") {
+            res.subscription_id.get_or_insert_with(|| parts[i + 1].to_owned());
+        } else if key.eq_ignore_ascii_case("resourcegroups") {
+            res.resource_group.get_or_insert_with(|| parts[i + 1].to_owned());
+        } else if key.eq_ignore_ascii_case("providers") && i + 3 < parts.len() && res.provider.is_none() {
+            res.provider = Some(format!("{}/{}", parts[i + 1], parts[i + 2]));
+            res.account = Some(parts[i + 3].to_owned());
+            i += 4;
+            continue;
+        }
+        i += 2;
+    }
+    res.id.get_or_insert_with(|| id.to_owned());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_id_parts() {
+        let mut r = Resource::default();
+        parse_resource_id(
+            "/SUBSCRIPTIONS/S1/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/AOAI/PROVIDERS/MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/D",
+            &mut r,
+        );
+        assert_eq!(r.subscription_id.as_deref(), Some("S1"));
+        assert_eq!(r.resource_group.as_deref(), Some("RG"));
+        assert_eq!(r.provider.as_deref(), Some("MICROSOFT.COGNITIVESERVICES/ACCOUNTS"));
+        assert_eq!(r.account.as_deref(), Some("AOAI"));
+    }
+
+    #[test]
+    fn record_hash_is_stable() {
+        assert_eq!(record_hash("{}"), record_hash("{}"));
+        assert_ne!(record_hash("{\"a\":1}"), record_hash("{\"a\":2}"));
+        assert_eq!(record_hash("").len(), 32);
+    }
+}
