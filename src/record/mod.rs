@@ -520,11 +520,7 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -
     let raw: &serde_json::value::RawValue = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            out.rejections.push(Rejection {
-                reason: RejectReason::InvalidJson,
-                index: None,
-                detail: e.to_string(),
-            });
+            out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) });
             return out;
         }
     };
@@ -533,11 +529,7 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -
             let obj = match Obj::parse(raw.get()) {
                 Ok(o) => o,
                 Err(e) => {
-                    out.rejections.push(Rejection {
-                        reason: RejectReason::InvalidJson,
-                        index: None,
-                        detail: e.to_string(),
-                    });
+                    out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) });
                     return out;
                 }
             };
@@ -553,10 +545,32 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -
         other => out.rejections.push(Rejection {
             reason: RejectReason::NotAnObject,
             index: None,
-            detail: format!("a JSON {other:?} is not a log record").to_lowercase(),
+            detail: format!("a JSON {} is not a log record", type_name(other)),
         }),
     }
     out
+}
+
+fn type_name(t: JsonType) -> &'static str {
+    match t {
+        JsonType::Object => "object",
+        JsonType::Array => "array",
+        JsonType::String => "string",
+        JsonType::Number => "number",
+        JsonType::Bool => "boolean",
+        JsonType::Null => "null",
+    }
+}
+
+/// A parse error with its position in file terms: serde counts lines from the frame's start.
+fn json_error(e: &serde_json::Error, frame_line: u64) -> String {
+    let msg = e.to_string();
+    let base = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
+    if e.line() <= 1 {
+        format!("{base} (column {})", e.column())
+    } else {
+        format!("{base} (line {}, column {})", frame_line + e.line() as u64 - 1, e.column())
+    }
 }
 
 /// The element list of a `{"records":[...]}` (Event Hubs) or `{"value":[...]}` (ARM list)

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `aihunt` binary: one test binary, small helpers in `util`.
+
+mod util;
+
+mod accounting;
+mod input;
+mod kinds;
