@@ -67,7 +67,76 @@ pub fn classify(obj: &Obj<'_>) -> Result<RecordKind, ClassifyError> {
             return Ok(RecordKind::GatewayLog);
         }
     }
+    if is_otel(obj) {
+        return Ok(RecordKind::OtelSpan);
+    }
+    if let Some(kind) = app_shape(obj) {
+        return Ok(kind);
+    }
     Err(ClassifyError::Unknown(key_summary(obj)))
+}
+
+/// OpenTelemetry: OTLP/JSON batches, and spans or log records as console exporters print them.
+fn is_otel(obj: &Obj<'_>) -> bool {
+    obj.has("resourceSpans")
+        || obj.has("resourceLogs")
+        || obj.get("context").and_then(Obj::from_raw).is_some_and(|c| c.has("trace_id") || c.has("span_id"))
+        || ((obj.has("traceId") || obj.has("trace_id")) && (obj.has("attributes") || obj.has("body")))
+}
+
+/// Keys a fine-tuning line may have besides its messages.
+const TRAINING_KEYS: &[&str] = &["messages", "tools", "functions", "parallel_tool_calls"];
+
+/// What applications write themselves: chat-completions requests and responses, dumps of
+/// both, Batch API lines, fine-tuning examples.
+fn app_shape(obj: &Obj<'_>) -> Option<RecordKind> {
+    if obj.has("custom_id") && (obj.has("body") || obj.has("response") || obj.has("error")) {
+        return Some(RecordKind::ChatExchange);
+    }
+    let sub = |k: &str| obj.get(k).and_then(Obj::from_raw);
+    if sub("request").is_some_and(|r| is_chat_request(&r)) || sub("response").is_some_and(|r| is_chat_response(&r)) {
+        return Some(RecordKind::ChatExchange);
+    }
+    if obj.has("input") && (obj.has("preferred_output") || obj.has("non_preferred_output")) {
+        return Some(RecordKind::TrainingExample);
+    }
+    if obj.has("messages") && obj.keys().all(|k| TRAINING_KEYS.contains(&k)) && is_training_dialogue(obj) {
+        return Some(RecordKind::TrainingExample);
+    }
+    if is_chat_request(obj) || is_chat_response(obj) {
+        return Some(RecordKind::ChatExchange);
+    }
+    None
+}
+
+/// A fine-tuning dialogue ends with the assistant turn the model should learn, or weights turns.
+fn is_training_dialogue(obj: &Obj<'_>) -> bool {
+    let messages = obj.get("messages").and_then(super::json::array).unwrap_or_default();
+    let roles: Vec<String> = messages
+        .iter()
+        .filter_map(|m| Obj::from_raw(m))
+        .map(|m| m.text(&["role"]).unwrap_or_default())
+        .collect();
+    let weighted = messages.iter().filter_map(|m| Obj::from_raw(m)).any(|m| m.has("weight"));
+    weighted || roles.last().is_some_and(|r| r == "assistant")
+}
+
+fn is_chat_request(obj: &Obj<'_>) -> bool {
+    obj.get("messages").and_then(super::json::array).is_some()
+        || ((obj.has("prompt") || obj.has("input")) && (obj.has("model") || obj.has("max_tokens") || obj.has("temperature")))
+}
+
+fn is_chat_response(obj: &Obj<'_>) -> bool {
+    if obj.get("choices").and_then(super::json::array).is_some() || obj.has("prompt_filter_results") {
+        return true;
+    }
+    let object = obj.text(&["object"]).unwrap_or_default();
+    if matches!(object.as_str(), "chat.completion" | "chat.completion.chunk" | "text_completion" | "response") {
+        return true;
+    }
+    obj.get("error").and_then(Obj::from_raw).is_some_and(|e| {
+        e.text(&["code"]).is_some_and(|c| c == "content_filter") || e.has("innererror") || e.has("inner_error")
+    })
 }
 
 /// Log Analytics export rows, identified by their `Type` column or by table-specific columns.
@@ -148,5 +217,30 @@ mod tests {
         assert_eq!(kind(r#"{"TimeGenerated":"x","Type":"AzureActivity"}"#), Ok(RecordKind::ActivityLog));
         assert_eq!(kind(r#"{"TimeGenerated":"x","properties_s":"{}"}"#), Ok(RecordKind::ResourceLog));
         assert!(matches!(kind(r#"{"hello":"world"}"#), Err(ClassifyError::Unknown(_))));
+    }
+
+    #[test]
+    fn classifies_application_and_telemetry_shapes() {
+        let chat = Ok(RecordKind::ChatExchange);
+        assert_eq!(kind(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#), chat);
+        assert_eq!(kind(r#"{"messages":[{"role":"user","content":"hi"}]}"#), chat);
+        assert_eq!(kind(r#"{"object":"chat.completion","choices":[]}"#), chat);
+        assert_eq!(kind(r#"{"error":{"code":"content_filter","innererror":{}}}"#), chat);
+        assert_eq!(kind(r#"{"request":{"messages":[]},"response":{"choices":[]}}"#), chat);
+        assert_eq!(kind(r#"{"custom_id":"r1","method":"POST","url":"/chat/completions","body":{}}"#), chat);
+        assert_eq!(kind(r#"{"custom_id":"r1","response":{"status_code":200,"body":{}}}"#), chat);
+        let training = Ok(RecordKind::TrainingExample);
+        assert_eq!(
+            kind(r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}"#),
+            training
+        );
+        assert_eq!(
+            kind(r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a","weight":0}],"tools":[]}"#),
+            training
+        );
+        let otel = Ok(RecordKind::OtelSpan);
+        assert_eq!(kind(r#"{"resourceSpans":[]}"#), otel);
+        assert_eq!(kind(r#"{"name":"chat gpt-4o","context":{"trace_id":"0x1","span_id":"0x2"},"attributes":{}}"#), otel);
+        assert_eq!(kind(r#"{"body":{"content":"hi"},"trace_id":"0x1","attributes":{"event.name":"gen_ai.user.message"}}"#), otel);
     }
 }

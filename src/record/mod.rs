@@ -340,9 +340,9 @@ pub struct Record {
     pub source_file: Arc<str>,
     /// 1-based line in the decompressed stream where the record starts.
     pub source_line: u64,
-    /// Further rows a record was assembled from (chunked LLM logs).
+    /// Further rows a record was assembled from (chunked LLM logs), in sequence order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub other_lines: Vec<u64>,
+    pub other_rows: Vec<RowRef>,
     /// Position inside a `records`/`value` wrapper or array on the same line (0-based).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_in_line: Option<u32>,
@@ -405,7 +405,7 @@ impl Record {
             source_format: format,
             source_file: at.file.clone(),
             source_line: at.line,
-            other_lines: Vec::new(),
+            other_rows: Vec::new(),
             index_in_line: at.index,
             record_hash: String::new(),
             time: None,
@@ -444,6 +444,14 @@ impl Record {
             self.surfaces.push(TextSpan { surface, origin, text, truncated });
         }
     }
+}
+
+/// One input row, by file and line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowRef {
+    pub source_file: Arc<str>,
+    pub source_line: u64,
 }
 
 /// Where a record sits in the input.
@@ -628,30 +636,34 @@ fn adapt_one(
         None => classify(obj),
     };
     let origin = RecordOrigin { file: file.clone(), line, index };
-    let adapted = kind.and_then(|kind| {
-        let mut record = match kind {
-            RecordKind::ResourceLog => resource_log::adapt(obj, &origin),
-            RecordKind::ActivityLog => activity_log::adapt(obj, &origin),
-            RecordKind::GatewayLog => gateway_log::adapt(obj, &origin),
-            other => return Err(ClassifyError::Unsupported(other)),
-        };
-        if let Some(f) = wrapper_format {
-            if record.source_format == SourceFormat::Storage {
-                record.source_format = f;
-            }
+    let kind = match kind {
+        Ok(k) => k,
+        Err(e) => {
+            out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail: e.to_string() });
+            return;
         }
-        Ok(record)
-    });
-    match adapted {
-        Ok(mut record) => {
-            record.record_hash = record_hash(raw.get());
-            out.records.push(record);
+    };
+    let first_new = out.records.len();
+    match kind {
+        RecordKind::ResourceLog => out.records.push(resource_log::adapt(obj, &origin)),
+        RecordKind::ActivityLog => out.records.push(activity_log::adapt(obj, &origin)),
+        RecordKind::GatewayLog => out.records.push(gateway_log::adapt(obj, &origin)),
+        other => {
+            let detail = ClassifyError::Unsupported(other).to_string();
+            out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail });
+            return;
         }
-        Err(e) => out.rejections.push(Rejection {
-            reason: RejectReason::UnknownShape,
-            index,
-            detail: e.to_string(),
-        }),
+    }
+    let hash = record_hash(raw.get());
+    for record in &mut out.records[first_new..] {
+        if let (Some(f), SourceFormat::Storage) = (wrapper_format, record.source_format) {
+            record.source_format = f;
+        }
+        // Adapters that split one object into several records (OTLP batches) hash each
+        // record's own text; everything else is identified by the object's text.
+        if record.record_hash.is_empty() {
+            record.record_hash = hash.clone();
+        }
     }
 }
 
