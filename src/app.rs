@@ -130,6 +130,12 @@ impl Ledger {
     fn record<T>(&mut self, event: Event<'_, T>) -> std::io::Result<()> {
         match event {
             Event::Batch(b) => self.batch(b)?,
+            Event::Unjoined(notices) => {
+                self.rejections(notices)?;
+                if self.hidden_in_input > 0 && !self.quiet {
+                    eprintln!("aihunt: {} more unjoined chunk groups not shown (--rejects FILE lists them all)", self.hidden_in_input);
+                }
+            }
             Event::InputDone { source, bytes_read, error } => {
                 self.stats.bytes_read += bytes_read;
                 match error {
@@ -176,17 +182,20 @@ impl Ledger {
             s.records_parsed += n;
             *s.records_by_kind.entry(kind.as_str().to_owned()).or_default() += n;
         }
-        for r in &b.rejections {
-            s.records_rejected += 1;
-            *s.records_rejected_by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
-        }
-        for r in &b.rejections {
-            self.report_rejection(&b.source.display, r)?;
+        self.rejections(&b.rejections)
+    }
+
+    fn rejections(&mut self, notices: &[RejectNotice]) -> std::io::Result<()> {
+        for r in notices {
+            self.stats.records_rejected += 1;
+            *self.stats.records_rejected_by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+            self.report_rejection(r)?;
         }
         Ok(())
     }
 
-    fn report_rejection(&mut self, file: &str, r: &RejectNotice) -> std::io::Result<()> {
+    fn report_rejection(&mut self, r: &RejectNotice) -> std::io::Result<()> {
+        let file: &str = &r.file;
         if let Some(out) = self.rejects.as_mut() {
             let line = RejectLine {
                 source_file: file,

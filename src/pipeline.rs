@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::input::frame::{FrameBatch, FrameBody, Framer, LineCounts};
 use crate::input::lines::{Line, LineReader};
 use crate::input::{self, InputSource};
+use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined, LlmChunk, UnjoinedGroup};
 use crate::record::{parse_frame, ParseOptions, Record, RecordKind, RejectReason};
 
 /// Frame bytes per batch: large enough to amortise scheduling, small enough to keep latency
@@ -29,6 +30,7 @@ pub struct PipelineOptions {
 /// A frame or record that was not turned into a Record.
 #[derive(Debug, Clone)]
 pub struct RejectNotice {
+    pub file: Arc<str>,
     pub line: u64,
     pub index: Option<u32>,
     pub reason: RejectReason,
@@ -41,6 +43,8 @@ pub enum Event<'a, T> {
     Batch(&'a BatchResult<T>),
     /// An input is done: it was read to its end, or `error` says why not.
     InputDone { source: &'a InputSource, bytes_read: u64, error: Option<&'a io::Error> },
+    /// After the last input: chunked LLM-log messages that never became whole.
+    Unjoined(&'a [RejectNotice]),
 }
 
 pub struct BatchResult<T> {
@@ -52,6 +56,9 @@ pub struct BatchResult<T> {
     pub records_by_kind: BTreeMap<RecordKind, u64>,
     pub rejections: Vec<RejectNotice>,
     pub outputs: Vec<T>,
+    /// Chunks to join in input order, on the consuming thread, each with the position in
+    /// `outputs` its row would have had, so a joined record's outputs land where it completes.
+    chunks: Vec<(usize, LlmChunk)>,
 }
 
 enum Job {
@@ -80,6 +87,7 @@ where
         .build()
         .map_err(io::Error::other)?;
     let work = Arc::new(work);
+    let work_for_joins = Arc::clone(&work);
     let permits = 2 * threads + 2;
     let (permit_tx, permit_rx) = sync_channel::<()>(permits);
     for _ in 0..permits {
@@ -113,7 +121,7 @@ where
     };
     drop(done_tx);
 
-    let result = collect_in_order(&done_rx, &permit_tx, &mut consume);
+    let result = collect_in_order(&done_rx, &permit_tx, &*work_for_joins, &mut consume);
     // On an early stop, unblock and drain the reader so it finishes and its thread ends.
     drop(permit_tx);
     drop(done_rx);
@@ -121,26 +129,87 @@ where
     result
 }
 
-fn collect_in_order<T, C>(done_rx: &Receiver<(u64, Done<T>)>, permit_tx: &SyncSender<()>, consume: &mut C) -> io::Result<()>
+fn collect_in_order<T, W, C>(
+    done_rx: &Receiver<(u64, Done<T>)>,
+    permit_tx: &SyncSender<()>,
+    work: &W,
+    consume: &mut C,
+) -> io::Result<()>
 where
+    W: Fn(&Record, &mut Vec<T>),
     C: FnMut(Event<'_, T>) -> io::Result<()>,
 {
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Done<T>> = BTreeMap::new();
+    let mut joiner = ChunkJoiner::new(JoinLimits::default());
     for (seq, done) in done_rx.iter() {
         waiting.insert(seq, done);
-        while let Some(done) = waiting.remove(&next) {
+        while let Some(mut done) = waiting.remove(&next) {
             next += 1;
             let _ = permit_tx.send(());
-            match &done {
-                Done::Batch(b) => consume(Event::Batch(b))?,
+            match &mut done {
+                Done::Batch(b) => {
+                    join_chunks(&mut joiner, b, work);
+                    consume(Event::Batch(b))?
+                }
                 Done::Input { source, bytes_read, error } => {
                     consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref() })?
                 }
             }
         }
     }
+    let unjoined: Vec<RejectNotice> = joiner.drain().into_iter().map(unjoined_notice).collect();
+    if !unjoined.is_empty() {
+        consume(Event::Unjoined(&unjoined))?;
+    }
     Ok(())
+}
+
+/// Feeds a batch's chunks to the joiner (in input order, so the result is deterministic);
+/// joined records are processed here and their outputs added to the batch.
+fn join_chunks<T, W>(joiner: &mut ChunkJoiner, b: &mut BatchResult<T>, work: &W)
+where
+    W: Fn(&Record, &mut Vec<T>),
+{
+    let mut joined_outputs: Vec<(usize, Vec<T>)> = Vec::new();
+    for (position, chunk) in std::mem::take(&mut b.chunks) {
+        match joiner.add(chunk) {
+            Joined::Pending => {}
+            Joined::Complete(record) => {
+                *b.records_by_kind.entry(record.kind).or_default() += 1;
+                let mut outputs = Vec::new();
+                if catch_unwind(AssertUnwindSafe(|| work(&record, &mut outputs))).is_ok() {
+                    joined_outputs.push((position, outputs));
+                } else {
+                    b.rejections.push(RejectNotice {
+                        file: record.source_file.clone(),
+                        line: record.source_line,
+                        index: None,
+                        reason: RejectReason::InternalError,
+                        detail: "detection failed on this record (a bug; please report it)".into(),
+                    });
+                }
+            }
+            Joined::GivenUp(groups) => b.rejections.extend(groups.into_iter().map(unjoined_notice)),
+        }
+    }
+    if joined_outputs.is_empty() {
+        return;
+    }
+    let mut merged = Vec::with_capacity(b.outputs.len() + joined_outputs.len());
+    let mut rest = std::mem::take(&mut b.outputs).into_iter().enumerate().peekable();
+    for (position, outputs) in joined_outputs {
+        while let Some((_, o)) = rest.next_if(|(i, _)| *i < position) {
+            merged.push(o);
+        }
+        merged.extend(outputs);
+    }
+    merged.extend(rest.map(|(_, o)| o));
+    b.outputs = merged;
+}
+
+fn unjoined_notice(g: UnjoinedGroup) -> RejectNotice {
+    RejectNotice { file: g.row.source_file, line: g.row.source_line, index: None, reason: g.reason, detail: g.detail }
 }
 
 /// Reads every input in order and hands batches (and an end marker per input) to `dispatch`;
@@ -196,11 +265,12 @@ where
         records_by_kind: BTreeMap::new(),
         rejections: Vec::new(),
         outputs: Vec::new(),
+        chunks: Vec::new(),
     };
     for frame in &batch.frames {
         let owned = u64::from(frame.owned_lines);
         let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String| {
-            out.rejections.push(RejectNotice { line: frame.line, index, reason, detail });
+            out.rejections.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index, reason, detail });
         };
         let range = match &frame.body {
             FrameBody::Json(r) => r,
@@ -235,6 +305,8 @@ where
             Some(reason) if parsed.records.is_empty() => *out.lines_rejected.entry(reason).or_default() += owned,
             _ => out.lines_parsed += owned,
         }
+        let position = out.outputs.len();
+        out.chunks.extend(parsed.chunks.into_iter().map(|c| (position, c)));
         for record in &parsed.records {
             *out.records_by_kind.entry(record.kind).or_default() += 1;
             let before = out.outputs.len();

@@ -93,8 +93,21 @@ fn app_shape(obj: &Obj<'_>) -> Option<RecordKind> {
     if obj.has("custom_id") && (obj.has("body") || obj.has("response") || obj.has("error")) {
         return Some(RecordKind::ChatExchange);
     }
-    let sub = |k: &str| obj.get(k).and_then(Obj::from_raw);
-    if sub("request").is_some_and(|r| is_chat_request(&r)) || sub("response").is_some_and(|r| is_chat_response(&r)) {
+    // Dumps hold the request and response as objects or as JSON strings; a streamed
+    // response is kept as its server-sent-event text.
+    let holders: Vec<(&str, super::json::Nested<'_>)> =
+        ["request", "response", "result"].into_iter().map(|k| (k, super::json::Nested::new(obj.get(k)))).collect();
+    let sub = |k: &str| holders.iter().find(|(name, _)| *name == k).and_then(|(_, h)| h.obj());
+    let sse = obj.get("response").and_then(super::json::decode_str).is_some_and(|s| s.trim_start().starts_with("data:"));
+    // An HTTP envelope logged around the body: {method, url, headers, body}.
+    let body_of = |o: &Obj<'_>, check: fn(&Obj<'_>) -> bool| {
+        super::json::Nested::new(o.get_any(&["body", "content", "data"])).obj().is_some_and(|b| check(&b))
+    };
+    if sub("request").is_some_and(|r| is_chat_request(&r) || body_of(&r, is_chat_request))
+        || sub("response").is_some_and(|r| is_chat_response(&r) || body_of(&r, is_chat_response))
+        || sub("result").is_some_and(|r| is_chat_response(&r))
+        || (sse && obj.has("request"))
+    {
         return Some(RecordKind::ChatExchange);
     }
     if obj.has("input") && (obj.has("preferred_output") || obj.has("non_preferred_output")) {

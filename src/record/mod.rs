@@ -6,13 +6,17 @@
 //! kind; [`classify`] picks the adapter, [`parse_frame`] turns one framed JSON text into records.
 
 mod activity_log;
+mod chat_exchange;
 pub mod chat;
 mod classify;
 mod fields;
 mod gateway_log;
+mod gateway_llm_log;
 pub mod json;
+pub mod llm_join;
 mod resource_log;
 pub mod time;
+mod training_example;
 
 use std::fmt;
 use std::sync::Arc;
@@ -476,6 +480,8 @@ pub enum RejectReason {
     NotAnObject,
     /// An object no adapter recognises.
     UnknownShape,
+    /// Chunks of a long LLM-log message that never joined into a whole message.
+    IncompleteChunks,
     /// aihunt itself failed on this input (a bug); the scan went on without it.
     InternalError,
 }
@@ -488,6 +494,7 @@ impl RejectReason {
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::NotAnObject => "not_an_object",
             RejectReason::UnknownShape => "unknown_shape",
+            RejectReason::IncompleteChunks => "incomplete_chunks",
             RejectReason::InternalError => "internal_error",
         }
     }
@@ -512,6 +519,8 @@ pub struct Rejection {
 pub struct FrameRecords {
     pub records: Vec<Record>,
     pub rejections: Vec<Rejection>,
+    /// Pieces of chunked LLM-log messages, joined later in input order.
+    pub chunks: Vec<llm_join::LlmChunk>,
 }
 
 /// Options that change how records are read.
@@ -648,6 +657,9 @@ fn adapt_one(
         RecordKind::ResourceLog => out.records.push(resource_log::adapt(obj, &origin)),
         RecordKind::ActivityLog => out.records.push(activity_log::adapt(obj, &origin)),
         RecordKind::GatewayLog => out.records.push(gateway_log::adapt(obj, &origin)),
+        RecordKind::GatewayLlmLog => gateway_llm_log::adapt(obj, &origin, out),
+        RecordKind::ChatExchange => out.records.push(chat_exchange::adapt(obj, &origin)),
+        RecordKind::TrainingExample => out.records.push(training_example::adapt(obj, &origin)),
         other => {
             let detail = ClassifyError::Unsupported(other).to_string();
             out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail });

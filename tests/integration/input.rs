@@ -138,7 +138,7 @@ fn directories_are_walked_in_sorted_order_with_joined_paths() {
     let mut sorted = files.clone();
     sorted.sort();
     assert_eq!(files, sorted);
-    assert!(files[0].starts_with("fixtures/samples/archive/"), "{}", files[0]);
+    assert!(files[0].starts_with("fixtures/samples/app/"), "{}", files[0]);
     assert!(files.iter().any(|f| f.ends_with("/y=2026/m=11/d=24/h=10/m=00/PT1H.json")));
 }
 

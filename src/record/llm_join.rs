@@ -1,0 +1,247 @@
+//! Joins chunked LLM-log messages back together. APIM splits messages over 32 KB into string
+//! chunks across rows that share a `CorrelationId` and carry rising `SequenceNumber`s; chunks
+//! may end inside an escape sequence, arrive out of order, or sit in different files, so they
+//! are concatenated in sequence order and parsed only once the whole text is valid JSON.
+//!
+//! Memory is bounded: a group larger than `max_group_bytes` is given up, and when all pending
+//! text exceeds `max_pending_bytes` the oldest group is evicted. Both are reported, as are
+//! groups still incomplete when the input ends; nothing is dropped silently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use super::chat::Side;
+use super::{record_hash, Record, RejectReason, RowRef};
+
+/// One chunk of a request's or response's messages.
+#[derive(Debug, Clone)]
+pub struct LlmChunk {
+    pub correlation_id: String,
+    pub side: Side,
+    pub seq: i64,
+    pub text: String,
+    pub row: RowRef,
+    /// The row's metadata (time, deployment, tokens, ...), without text.
+    pub template: Record,
+}
+
+/// A chunk group given up on, with the row it started at.
+#[derive(Debug, Clone)]
+pub struct UnjoinedGroup {
+    pub row: RowRef,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct JoinLimits {
+    pub max_group_bytes: usize,
+    pub max_pending_bytes: usize,
+}
+
+impl Default for JoinLimits {
+    fn default() -> JoinLimits {
+        // APIM caps a logged message at 2 MB; allow for escaping overhead.
+        JoinLimits { max_group_bytes: 8 << 20, max_pending_bytes: 256 << 20 }
+    }
+}
+
+struct Group {
+    chunks: BTreeMap<i64, (String, RowRef, Record)>,
+    bytes: usize,
+    /// Arrival order of the group's first chunk, for oldest-first eviction.
+    arrival: u64,
+}
+
+/// Pending chunk groups keyed by correlation id and side.
+#[derive(Default)]
+pub struct ChunkJoiner {
+    groups: BTreeMap<(String, bool), Group>,
+    pending_bytes: usize,
+    arrivals: u64,
+    limits: JoinLimits,
+}
+
+/// What adding one chunk did.
+pub enum Joined {
+    Pending,
+    Complete(Box<Record>),
+    GivenUp(Vec<UnjoinedGroup>),
+}
+
+impl ChunkJoiner {
+    pub fn new(limits: JoinLimits) -> ChunkJoiner {
+        ChunkJoiner { limits, ..ChunkJoiner::default() }
+    }
+
+    pub fn pending_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn add(&mut self, chunk: LlmChunk) -> Joined {
+        let key = (chunk.correlation_id.clone(), chunk.side == Side::Response);
+        let arrivals = &mut self.arrivals;
+        let group = self.groups.entry(key.clone()).or_insert_with(|| {
+            *arrivals += 1;
+            Group { chunks: BTreeMap::new(), bytes: 0, arrival: *arrivals }
+        });
+        // The same row read twice (overlapping exports) adds nothing.
+        if group.chunks.contains_key(&chunk.seq) {
+            return Joined::Pending;
+        }
+        let len = chunk.text.len();
+        group.bytes += len;
+        self.pending_bytes += len;
+        group.chunks.insert(chunk.seq, (chunk.text, chunk.row, chunk.template));
+
+        if group.bytes > self.limits.max_group_bytes {
+            let given_up = self.remove(&key).map(|g| {
+                unjoined(&key, g, format!("the messages exceed {} bytes", self.limits.max_group_bytes))
+            });
+            return Joined::GivenUp(given_up.into_iter().collect());
+        }
+        if let Some(record) = self.try_complete(&key) {
+            return Joined::Complete(Box::new(record));
+        }
+        let mut evicted = Vec::new();
+        while self.pending_bytes > self.limits.max_pending_bytes {
+            let Some(oldest) = self.groups.iter().min_by_key(|(_, g)| g.arrival).map(|(k, _)| k.clone()) else { break };
+            if let Some(g) = self.remove(&oldest) {
+                let why = format!("evicted: more than {} bytes of chunks were pending", self.limits.max_pending_bytes);
+                evicted.push(unjoined(&oldest, g, why));
+            }
+        }
+        if evicted.is_empty() {
+            Joined::Pending
+        } else {
+            Joined::GivenUp(evicted)
+        }
+    }
+
+    /// Every group still incomplete, oldest first: reported when the input ends.
+    pub fn drain(&mut self) -> Vec<UnjoinedGroup> {
+        let mut groups: Vec<((String, bool), Group)> = std::mem::take(&mut self.groups).into_iter().collect();
+        groups.sort_by_key(|(_, g)| g.arrival);
+        self.pending_bytes = 0;
+        groups.into_iter().map(|(k, g)| unjoined(&k, g, "the input ended before every chunk arrived".into())).collect()
+    }
+
+    fn remove(&mut self, key: &(String, bool)) -> Option<Group> {
+        let g = self.groups.remove(key)?;
+        self.pending_bytes -= g.bytes;
+        Some(g)
+    }
+
+    /// Joins the group if its chunks, in sequence order, now form valid JSON.
+    fn try_complete(&mut self, key: &(String, bool)) -> Option<Record> {
+        let group = self.groups.get(key)?;
+        let joined: String = group.chunks.values().map(|(t, _, _)| t.as_str()).collect();
+        let t = joined.trim();
+        let closes = (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('{') && t.ends_with('}'));
+        if !closes {
+            return None;
+        }
+        let value: Box<RawValue> = serde_json::from_str(t).ok()?;
+        let group = self.remove(key)?;
+        let side = if key.1 { Side::Response } else { Side::Request };
+        let mut rows = group.chunks.into_values();
+        let (_, first_row, template) = rows.next()?;
+        let mut record = template;
+        record.source_file = first_row.source_file.clone();
+        record.source_line = first_row.source_line;
+        record.index_in_line = None;
+        record.other_rows = rows.map(|(_, row, _)| row).collect();
+        let origin = match side {
+            Side::Request => "requestMessages(joined)",
+            Side::Response => "responseMessages(joined)",
+        };
+        super::gateway_llm_log::apply_messages(&value, side, origin, &mut record);
+        record.record_hash = record_hash(&format!("{}\u{0}{}\u{0}{}", key.0, origin, value.get()));
+        Some(record)
+    }
+}
+
+fn unjoined(key: &(String, bool), g: Group, why: String) -> UnjoinedGroup {
+    let seqs: Vec<String> = g.chunks.keys().map(|s| s.to_string()).collect();
+    let row = g
+        .chunks
+        .into_values()
+        .next()
+        .map(|(_, r, _)| r)
+        .unwrap_or(RowRef { source_file: Arc::from("-"), source_line: 0 });
+    let side = if key.1 { "response" } else { "request" };
+    UnjoinedGroup {
+        row,
+        reason: RejectReason::IncompleteChunks,
+        detail: format!(
+            "{side} messages of correlation id {} not joined ({why}); chunks seen: sequence {}",
+            key.0,
+            seqs.join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RecordKind, RecordOrigin, SourceFormat};
+
+    fn chunk(corr: &str, seq: i64, text: &str) -> LlmChunk {
+        let at = RecordOrigin { file: Arc::from("f"), line: seq as u64 + 10, index: None };
+        LlmChunk {
+            correlation_id: corr.into(),
+            side: Side::Request,
+            seq,
+            text: text.into(),
+            row: RowRef { source_file: at.file.clone(), source_line: at.line },
+            template: Record::new(RecordKind::GatewayLlmLog, SourceFormat::Storage, &at),
+        }
+    }
+
+    #[test]
+    fn joins_in_sequence_order_whatever_the_arrival_order() {
+        let mut j = ChunkJoiner::new(JoinLimits::default());
+        assert!(matches!(j.add(chunk("c", 3, "\"}]")), Joined::Pending));
+        assert!(matches!(j.add(chunk("c", 1, "[{\"role\":\"user\",\"content\":\"caf\\u00")), Joined::Pending));
+        match j.add(chunk("c", 2, "e9 ok")) {
+            Joined::Complete(r) => {
+                assert_eq!(r.surfaces[0].text, "café ok");
+                assert_eq!(r.source_line, 11);
+                assert_eq!(r.other_rows.iter().map(|r| r.source_line).collect::<Vec<_>>(), vec![12, 13]);
+            }
+            _ => panic!("not joined"),
+        }
+        assert_eq!(j.pending_groups(), 0);
+    }
+
+    #[test]
+    fn oversized_groups_and_memory_pressure_are_reported() {
+        let mut j = ChunkJoiner::new(JoinLimits { max_group_bytes: 10, max_pending_bytes: 12 });
+        match j.add(chunk("big", 1, "[\"0123456789abc")) {
+            Joined::GivenUp(g) => assert!(g[0].detail.contains("exceed 10 bytes")),
+            _ => panic!("oversized group kept"),
+        }
+        assert!(matches!(j.add(chunk("a", 1, "[\"aaaaaaa")), Joined::Pending));
+        match j.add(chunk("b", 1, "[\"bbbbbbb")) {
+            Joined::GivenUp(g) => {
+                assert_eq!(g.len(), 1);
+                assert!(g[0].detail.contains("correlation id a "), "{}", g[0].detail);
+                assert!(g[0].detail.contains("evicted"));
+            }
+            _ => panic!("no eviction"),
+        }
+        let left = j.drain();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].reason, RejectReason::IncompleteChunks);
+    }
+
+    #[test]
+    fn duplicate_rows_are_ignored() {
+        let mut j = ChunkJoiner::new(JoinLimits::default());
+        assert!(matches!(j.add(chunk("c", 1, "[\"a")), Joined::Pending));
+        assert!(matches!(j.add(chunk("c", 1, "[\"a")), Joined::Pending));
+        assert!(matches!(j.add(chunk("c", 2, "\"]")), Joined::Complete(_)));
+    }
+}
