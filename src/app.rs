@@ -27,8 +27,9 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
-        Command::Scan(args) => scan(&args.input),
+        Command::Scan(args) => crate::scan::run(&args),
         Command::Inspect(args) => inspect(&args.input),
+        Command::Rules(cmd) => crate::rules_cmd::run(cmd),
     }
 }
 
@@ -42,41 +43,65 @@ fn inspect(args: &InputArgs) -> Result<Outcome> {
             out.push(line);
         }
     };
-    run_reading(&config, work, |line, w| w.write_all(line))
+    let mut sink = LineSink;
+    let done = run_reading(&config, work, &mut sink, 0)?;
+    Ok(if done.failed { Outcome::Error } else { Outcome::Clean })
 }
 
-/// `aihunt scan`: the whole pipeline. Detection stages plug in as `work`.
-fn scan(args: &InputArgs) -> Result<Outcome> {
-    let config = InputConfig::from_args(args)?;
-    let work = |_record: &crate::record::Record, _out: &mut Vec<Vec<u8>>| {};
-    run_reading(&config, work, |line, w| w.write_all(line))
+/// Writes each output as it comes; what `inspect` needs.
+struct LineSink;
+
+impl Sink<Vec<u8>> for LineSink {
+    fn item(&mut self, line: &Vec<u8>, out: &mut Output, _: &mut RunStats) -> std::io::Result<()> {
+        out.write_all(line)
+    }
+}
+
+/// Where a command's outputs go, in input order, on the consuming thread.
+pub trait Sink<T> {
+    fn begin(&mut self, _out: &mut Output) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn item(&mut self, item: &T, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()>;
+    fn finish(&mut self, _out: &mut Output) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How a read went.
+pub struct ReadResult {
+    pub stats: RunStats,
+    /// An input (or listing a path) failed.
+    pub failed: bool,
 }
 
 /// Reads every input through the pipeline, accounts for every line, hands each output to
-/// `write` in input order, and writes the summary, stats and rejects files.
-fn run_reading<T, W, F>(config: &InputConfig, work: W, mut write: F) -> Result<Outcome>
+/// `sink` in input order, and writes the summary, stats and rejects files.
+pub fn run_reading<T, W, S>(config: &InputConfig, work: W, sink: &mut S, rules_loaded: u64) -> Result<ReadResult>
 where
     T: Send + 'static,
     W: Fn(&crate::record::Record, &mut Vec<T>) + Send + Sync + 'static,
-    F: FnMut(&T, &mut Output) -> std::io::Result<()>,
+    S: Sink<T>,
 {
     let started = Instant::now();
     let mut ledger = Ledger::new(config)?;
+    ledger.stats.rules_loaded = rules_loaded;
     for e in &config.source_errors {
         ledger.error(&format!("{}: {}", e.path, e.error));
     }
     let mut out = Output::create(config.output_path.as_deref())?;
+    let broken = |e: std::io::Error| anyhow::Error::new(e).context("cannot write output");
+    sink.begin(&mut out).map_err(broken)?;
     let outcome = pipeline::run(config.sources.clone(), config.pipeline, work, |event| {
         if let Event::Batch(b) = &event {
             for o in &b.outputs {
-                write(o, &mut out)?;
+                sink.item(o, &mut out, &mut ledger.stats)?;
             }
         }
         ledger.record(event)
     });
-    if let Err(e) = outcome {
-        return Err(anyhow::Error::new(e).context("cannot write output"));
-    }
+    outcome.map_err(broken)?;
+    sink.finish(&mut out).map_err(broken)?;
     out.commit()?;
     ledger.stats.threads = config.pipeline.threads as u64;
     ledger.stats.finish(started.elapsed());
@@ -223,7 +248,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn finish(mut self, config: &InputConfig) -> Result<Outcome> {
+    fn finish(mut self, config: &InputConfig) -> Result<ReadResult> {
         debug_assert!(self.stats.invariant_holds(), "line accounting broke: {:?}", self.stats);
         if let Some(out) = self.rejects.take() {
             out.commit().context("cannot write the rejects file")?;
@@ -236,12 +261,7 @@ impl Ledger {
         if !self.quiet {
             eprint!("{}", summary::render(&self.stats));
         }
-        Ok(if self.failed || self.stats.files_failed > 0 {
-            Outcome::Error
-        } else if self.stats.alerts > 0 {
-            Outcome::Alerts
-        } else {
-            Outcome::Clean
-        })
+        let failed = self.failed || self.stats.files_failed > 0;
+        Ok(ReadResult { stats: self.stats, failed })
     }
 }

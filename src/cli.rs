@@ -28,6 +28,58 @@ pub enum Command {
     Scan(ScanArgs),
     /// Print the normalized records aihunt reads from the logs, as NDJSON.
     Inspect(InspectArgs),
+    /// List, validate and test detection rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the loaded rules (a table, `--json`, or the prefilter `--keywords`).
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// One JSON object per rule.
+        #[arg(long, conflicts_with = "keywords")]
+        json: bool,
+        /// The prefilter keywords, one per line (input for `rg -F -f`).
+        #[arg(long)]
+        keywords: bool,
+    },
+    /// Check rule files: syntax, fields, regexes, keyword proofs and every rule's examples.
+    /// Without DIR, checks the embedded default pack.
+    Validate {
+        /// Rule files or folders of `*.toml` files.
+        dirs: Vec<PathBuf>,
+    },
+    /// Run every loaded rule's `match` / `no_match` examples.
+    Test {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+/// Which rules to load and keep.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RuleArgs {
+    /// Load rules from this file or folder too (repeatable).
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rule_dirs: Vec<PathBuf>,
+    /// Do not load the embedded default rule pack.
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Keep only this rule (repeatable).
+    #[arg(long = "rule", value_name = "ID")]
+    pub only: Vec<String>,
+    /// Drop this rule (repeatable).
+    #[arg(long = "exclude-rule", value_name = "ID")]
+    pub exclude: Vec<String>,
+    /// Drop rules below this severity.
+    #[arg(long, value_name = "SEVERITY", value_parser = ["informational", "low", "medium", "high"])]
+    pub min_severity: Option<String>,
+    /// Scan with the valid rules when some rule files are invalid (they are still reported).
+    #[arg(long)]
+    pub skip_invalid_rules: bool,
 }
 
 /// Flags shared by every command that reads logs.
@@ -74,6 +126,29 @@ pub struct InputArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Output format: ndjson (one alert per line), xdr (Graph list `{"value":[...]}`), csv,
+    /// sentinel (rows for a custom table via the Logs Ingestion API).
+    #[arg(short = 'f', long, value_name = "FORMAT", default_value = "ndjson", value_parser = ["ndjson", "xdr", "csv", "sentinel"])]
+    pub format: String,
+    /// Exit 1 only for alerts at or above this severity; `never` always exits 0 unless an
+    /// error occurs.
+    #[arg(long, value_name = "SEVERITY", default_value = "informational", value_parser = ["informational", "low", "medium", "high", "never"])]
+    pub fail_on: String,
+    /// Keep secrets and personal data in alert evidence (redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Known false positives to drop (TOML: rule or alert id, optional entity, reason,
+    /// expiry).
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+    /// Write one Graph-incident-shaped summary per incident to FILE at the end.
+    #[arg(long, value_name = "FILE")]
+    pub incidents: Option<PathBuf>,
+    /// The `serviceSource` value written in alerts.
+    #[arg(long, value_name = "NAME", default_value = "unknown")]
+    pub service_source: String,
 }
 
 #[derive(Debug, Args)]

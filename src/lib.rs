@@ -5,11 +5,17 @@
 //! [`pipeline`] runs that in parallel with results in input order, and [`report`] writes what
 //! came out. [`app`] wires the commands together; `main` only maps the outcome to an exit code.
 
+pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod input;
 pub mod pipeline;
 pub mod record;
 pub mod report;
+pub mod rules;
+pub mod rules_cmd;
+pub mod scan;
 pub mod stats;
+pub mod suppress;

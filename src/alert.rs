@@ -1,0 +1,477 @@
+//! The alert model: one Microsoft Graph security `alert` (alerts_v2) per finding, with the
+//! evidence types Defender XDR uses and everything Graph has no field for in
+//! `additionalData` (DESIGN §5). Ids are fingerprints of what was found, so the same input
+//! gives the same ids in every run and with every thread count.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::detect::{Detection, Engine, Finding};
+use crate::record::{record_hash, Record, Surface};
+use crate::report::terminal;
+use crate::rules::{Severity, Threat};
+
+/// Characters of context shown on each side of a match in `promptEvidence`.
+const EVIDENCE_CONTEXT: usize = 60;
+
+/// Run-wide settings for building alerts.
+#[derive(Debug, Clone)]
+pub struct AlertContext {
+    /// RFC 3339 scan time (pinned by `SOURCE_DATE_EPOCH`).
+    pub created: String,
+    /// Keep secrets and personal data in evidence (`--no-redact`).
+    pub no_redact: bool,
+    pub service_source: String,
+}
+
+/// An alert ready to write, with what the sinks and the run summary need to know about it.
+#[derive(Debug, Clone)]
+pub struct AlertOut {
+    pub alert: Value,
+    pub id: String,
+    pub threat: Threat,
+    pub severity: Severity,
+    pub incident: IncidentKey,
+    pub title: String,
+    pub first_activity: String,
+    pub entity: String,
+}
+
+/// Which incident an alert belongs to: its primary entity and the UTC day (DESIGN §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IncidentKey {
+    pub id: String,
+    pub entity_kind: &'static str,
+    pub entity: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Evidence {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    created_date_time: String,
+    roles: Vec<&'static str>,
+    verdict: &'static str,
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+/// Builds the alert for one finding on one record.
+pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertContext) -> AlertOut {
+    let primary = primary_detection(engine, finding);
+    let rule = engine.rule(primary.rule);
+    let mut rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
+    rule_ids.dedup();
+    let surface_name = finding.surface.map(Surface::as_str).unwrap_or("record");
+    let id = format!(
+        "aih-{}",
+        record_hash(&format!("{}\u{0}{}\u{0}{}\u{0}{}", rule_ids.join(","), record.record_hash, surface_name, primary.matched))
+    );
+    let time = record.time.map(|t| t.to_string()).unwrap_or_else(|| ctx.created.clone());
+    let (entity_kind, entity) = primary_entity(record);
+    let day = time.get(..10).unwrap_or("").to_owned();
+    let incident = IncidentKey {
+        id: format!("aihi-{}", &record_hash(&format!("{entity_kind}\u{0}{entity}\u{0}{day}"))[..20]),
+        entity_kind,
+        entity: entity.clone(),
+    };
+    let title = title(finding.threat, record);
+    let mut mitre: Vec<String> = Vec::new();
+    let mut atlas: Vec<String> = Vec::new();
+    for d in &finding.detections {
+        let r = engine.rule(d.rule);
+        mitre.extend(r.mitre.iter().cloned());
+        atlas.extend(r.atlas.iter().cloned());
+    }
+    mitre.sort();
+    mitre.dedup();
+    atlas.sort();
+    atlas.dedup();
+
+    let mut additional = Map::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            additional.insert(k.to_owned(), v);
+        }
+    };
+    put("threat", json!(finding.threat.as_str()));
+    put("alertType", json!(alert_type(engine, finding)));
+    put("sourceFile", json!(&*record.source_file));
+    put("sourceLine", json!(record.source_line));
+    if !record.other_rows.is_empty() {
+        put("otherRows", serde_json::to_value(&record.other_rows).unwrap_or(Value::Null));
+    }
+    if let Some(i) = record.index_in_line {
+        put("indexInLine", json!(i));
+    }
+    put("recordKind", json!(record.kind.as_str()));
+    put("correlationId", json!(record.correlation_id));
+    put("deployment", json!(record.deployment));
+    put("model", json!(record.model));
+    put("surface", json!(surface_name));
+    if let Some(e) = prompt_evidence(record, primary, ctx.no_redact || !is_sensitive(finding.threat)) {
+        put("promptEvidence", json!(e));
+    }
+    if let Some(by) = primary.revealed_by {
+        put("revealedBy", json!(by));
+    }
+    if let Some(decoded) = &primary.decoded {
+        put("decodedText", json!(terminal::escape(decoded)));
+    }
+    if let Some((field, value)) = &primary.field {
+        put("matchedField", json!({ "field": field, "value": value }));
+    }
+    if !record.content_filter.is_empty() {
+        put("contentFilter", serde_json::to_value(&record.content_filter).unwrap_or(Value::Null));
+    }
+    put("matchedRules", json!(rule_ids));
+    put("atlasTechniques", json!(atlas));
+    put("weight", json!((finding.weight * 100.0).round() / 100.0));
+    if let Some(ip) = &record.caller.ip {
+        put("callerIp", json!(ip));
+    }
+    if let Some(ua) = &record.caller.user_agent {
+        put("userAgent", json!(terminal::escape(ua)));
+    }
+    put("url", json!(record.url));
+
+    let description = description(engine, finding, record, surface_name);
+    let alert = json!({
+        "@odata.type": "#microsoft.graph.security.alert",
+        "id": id,
+        "providerAlertId": id,
+        "incidentId": incident.id,
+        "detectorId": rule.id,
+        "title": title,
+        "description": description,
+        "recommendedActions": recommended_actions(finding.threat),
+        "severity": finding.severity.as_str(),
+        "status": "new",
+        "classification": "unknown",
+        "determination": "unknown",
+        "category": category(finding.threat),
+        "mitreTechniques": mitre,
+        "productName": "aihunt",
+        "detectionSource": "customDetection",
+        "serviceSource": ctx.service_source,
+        "tenantId": record.caller.tenant_id,
+        "createdDateTime": ctx.created,
+        "firstActivityDateTime": time,
+        "lastActivityDateTime": time,
+        "evidence": evidence(record, finding.threat, &ctx.created),
+        "additionalData": additional,
+    });
+    AlertOut {
+        alert: strip_nulls(alert),
+        id,
+        threat: finding.threat,
+        severity: finding.severity,
+        incident,
+        title,
+        first_activity: time,
+        entity,
+    }
+}
+
+/// The detection an alert is about: one in the text when there is one (it has evidence to
+/// show), then the most severe, the heaviest, the first by rule id.
+fn primary_detection<'f>(engine: &Engine, finding: &'f Finding) -> &'f Detection {
+    finding
+        .detections
+        .iter()
+        .max_by(|a, b| {
+            a.span.is_some().cmp(&b.span.is_some()).then_with(|| {
+            let (ra, rb) = (engine.rule(a.rule), engine.rule(b.rule));
+            ra.severity
+                .cmp(&rb.severity)
+                .then(ra.weight.total_cmp(&rb.weight))
+                .then(rb.id.cmp(&ra.id))
+            })
+        })
+        .unwrap_or(&finding.detections[0])
+}
+
+/// Defender's alert type when a matched rule carries one (Azure's own verdicts, ASCII
+/// smuggling), else the primary rule's.
+fn alert_type(engine: &Engine, finding: &Finding) -> String {
+    let defender = finding
+        .detections
+        .iter()
+        .map(|d| engine.rule(d.rule))
+        .filter(|r| r.alert_type.starts_with("AI.") && r.threat == finding.threat)
+        .max_by(|a, b| a.severity.cmp(&b.severity).then(b.id.cmp(&a.id)));
+    if let Some(r) = defender {
+        return r.alert_type.clone();
+    }
+    let primary = engine.rule(primary_detection(engine, finding).rule);
+    // A rule written for jailbreaks that fired in a document reports the indirect threat.
+    if primary.threat != finding.threat {
+        return format!("AIHunt.{}.Rule", crate::rules::load::camel(finding.threat.as_str()));
+    }
+    primary.alert_type.clone()
+}
+
+fn is_sensitive(threat: Threat) -> bool {
+    matches!(threat, Threat::CredentialExposure | Threat::SensitiveData)
+}
+
+/// A short excerpt of the original text around the match, the match marked «like this»,
+/// invisible and control characters shown as escapes, secrets redacted.
+fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool) -> Option<String> {
+    let span = record.surfaces.get(d.span?)?;
+    let text = &span.text;
+    let start = floor(text, d.range.start.min(text.len()));
+    let end = ceil(text, d.range.end.min(text.len()).max(start));
+    let before_start = back_chars(text, start, EVIDENCE_CONTEXT);
+    let after_end = forward_chars(text, end, EVIDENCE_CONTEXT);
+    let matched = &text[start..end];
+    let shown = if keep_secret { terminal::escape(matched).into_owned() } else { redact(matched) };
+    Some(format!(
+        "{}{}«{}»{}{}",
+        if before_start > 0 { "…" } else { "" },
+        terminal::escape(&text[before_start..start]),
+        shown,
+        terminal::escape(&text[end..after_end]),
+        if after_end < text.len() { "…" } else { "" }
+    ))
+}
+
+/// Keeps the first four characters of a secret so analysts can tell which key it was.
+pub fn redact(secret: &str) -> String {
+    let keep: String = secret.chars().take(4).collect();
+    format!("{}…[REDACTED {} chars]", terminal::escape(&keep), secret.chars().count())
+}
+
+fn floor(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn back_chars(s: &str, from: usize, n: usize) -> usize {
+    s[..from].char_indices().rev().nth(n.saturating_sub(1)).map_or(0, |(i, _)| i)
+}
+
+fn forward_chars(s: &str, from: usize, n: usize) -> usize {
+    s[from..].char_indices().nth(n).map_or(s.len(), |(i, _)| from + i)
+}
+
+/// The entity an incident groups by: the caller's IP (its /24 when masked), else identity,
+/// else the resource.
+fn primary_entity(r: &Record) -> (&'static str, String) {
+    if let Some(ip) = r.caller.end_user_ip.as_ref().or(r.caller.ip.as_ref()) {
+        if r.caller.ip_masked && r.caller.end_user_ip.is_none() {
+            let prefix: Vec<&str> = ip.split('.').take(3).collect();
+            return ("ip", format!("{}.0/24", prefix.join(".")));
+        }
+        return ("ip", ip.clone());
+    }
+    for (kind, v) in [
+        ("user", &r.caller.upn),
+        ("user", &r.caller.object_id),
+        ("user", &r.caller.end_user_id),
+        ("app", &r.caller.app_id),
+        ("apimSubscription", &r.caller.apim_subscription_id),
+    ] {
+        if let Some(v) = v {
+            return (kind, v.clone());
+        }
+    }
+    ("resource", r.resource.id.clone().or_else(|| r.deployment.clone()).unwrap_or_else(|| "unknown".into()))
+}
+
+fn who(r: &Record) -> Option<String> {
+    r.caller
+        .upn
+        .clone()
+        .or_else(|| r.caller.end_user_id.clone().map(|u| format!("end user {u}")))
+        .or_else(|| r.caller.end_user_ip.clone())
+        .or_else(|| r.caller.ip.clone())
+        .or_else(|| r.caller.object_id.clone())
+        .or_else(|| r.caller.apim_subscription_id.clone().map(|s| format!("APIM subscription {s}")))
+}
+
+fn target(r: &Record) -> Option<String> {
+    r.deployment
+        .clone()
+        .map(|d| format!("deployment {d}"))
+        .or_else(|| r.resource.account.clone().map(|a| format!("resource {a}")))
+        .or_else(|| r.model.clone().map(|m| format!("model {m}")))
+}
+
+fn title(threat: Threat, r: &Record) -> String {
+    let what = match threat {
+        Threat::Jailbreak => "Jailbreak attempt",
+        Threat::IndirectPromptInjection => "Indirect prompt injection",
+        Threat::AsciiSmuggling => "ASCII smuggling (hidden or invisible text)",
+        Threat::CredentialExposure => "Credential exposed",
+        Threat::SensitiveData => "Sensitive data exposed",
+        Threat::PhishingUrl => "Malicious URL",
+        Threat::SuspiciousUserAgent => "Access with a suspicious user agent",
+        Threat::AnonymizedIp => "Access from an anonymizing network",
+        Threat::SuspiciousIp => "Access from a suspicious IP",
+        Threat::WalletAttack => "Suspected wallet attack",
+        Threat::AccessAnomaly => "Access anomaly",
+        Threat::ControlPlane => "Risky control-plane operation",
+        Threat::AnomalousToolInvocation => "Dangerous tool invocation",
+        Threat::Reconnaissance => "LLM reconnaissance attempt",
+        Threat::InstructionLeakage => "System instructions leaked",
+        Threat::DataPoisoning => "Suspected data poisoning",
+    };
+    let mut t = what.to_owned();
+    if let Some(on) = target(r) {
+        t.push_str(&format!(" on {on}"));
+    }
+    if let Some(by) = who(r) {
+        t.push_str(&format!(" by {}", terminal::escape(&by)));
+    }
+    t
+}
+
+fn description(engine: &Engine, f: &Finding, r: &Record, surface: &str) -> String {
+    let rules: Vec<String> = f
+        .detections
+        .iter()
+        .map(|d| {
+            let rule = engine.rule(d.rule);
+            match d.revealed_by {
+                Some(by) => format!("{} ({}, revealed by {by} decoding)", rule.title, rule.id),
+                None => format!("{} ({})", rule.title, rule.id),
+            }
+        })
+        .collect();
+    let place = match f.surface {
+        Some(_) => format!("the {} of a {} record", surface.replace('_', " "), r.kind),
+        None => format!("a {} record", r.kind),
+    };
+    let mut s = format!("aihunt matched {} in {place} at {}:{}.", rules.join("; "), r.source_file, r.source_line);
+    if let Some(on) = target(r) {
+        s.push_str(&format!(" Target: {on}."));
+    }
+    if let Some(by) = who(r) {
+        s.push_str(&format!(" Caller: {by}."));
+    }
+    if r.content_filter.prompt_blocked {
+        s.push_str(" Azure's content filter blocked the request.");
+    } else if !r.content_filter.verdicts.is_empty() {
+        s.push_str(" Azure's content filter flagged it but did not block it.");
+    }
+    terminal::escape(&s).into_owned()
+}
+
+fn recommended_actions(threat: Threat) -> &'static str {
+    match threat {
+        Threat::Jailbreak => "Review the prompt and the model's answer for policy bypass. Identify the caller (IP, identity, end user) and check their other requests. Make sure Prompt Shields is set to block on this deployment, and block or rate-limit the caller if the attempt was deliberate.",
+        Threat::IndirectPromptInjection => "Find where the document or tool output came from and remove or quarantine the planted instructions. Check what the model did after reading it (tool calls, links, sent data). Enable Prompt Shields for documents and keep retrieved content inside <documents> delimiters.",
+        Threat::AsciiSmuggling => "Read the decoded hidden text in the alert. Find where the invisible characters entered (user input, document, tool result) and strip tag characters and variation-selector runs at the application boundary. Review the model's response for actions taken on the hidden instructions.",
+        Threat::CredentialExposure => "Rotate the exposed credential now, then find how it reached the prompt or the model's context and remove it from there.",
+        Threat::SensitiveData => "Confirm whether the data is real, limit who can see the logs that hold it, and fix the source that let it into the model's context.",
+        Threat::PhishingUrl => "Block the URL, find which user or data source introduced it, and check whether other users received it.",
+        Threat::SuspiciousUserAgent | Threat::AnonymizedIp | Threat::SuspiciousIp => "Check whether the caller is expected. If not, revoke its key or token, block the address, and review its other requests.",
+        Threat::WalletAttack => "Identify the caller, apply quotas or rate limits, and check for leaked keys.",
+        Threat::AccessAnomaly => "Confirm with the identity's owner that the new access pattern is expected; if not, revoke its credentials.",
+        Threat::ControlPlane => "Confirm the operation with whoever performed it. If unexpected, regenerate keys, restore content filters and diagnostic settings, and review the principal's role assignments.",
+        Threat::AnomalousToolInvocation => "Review the tool call's arguments and what the tool did. Tighten the tool's input validation and permissions.",
+        Threat::Reconnaissance => "Watch the caller's next requests for injection or jailbreak attempts.",
+        Threat::InstructionLeakage => "Treat the system prompt as disclosed: remove secrets from it and harden the prompt against extraction.",
+        Threat::DataPoisoning => "Remove the example from the training set and review the data pipeline that produced it before fine-tuning.",
+    }
+}
+
+/// MITRE ATT&CK tactic in Graph's spelling, after Defender's own alert for the threat.
+pub fn category(threat: Threat) -> &'static str {
+    match threat {
+        Threat::Jailbreak => "DefenseEvasion",
+        Threat::IndirectPromptInjection => "Execution",
+        Threat::AsciiSmuggling => "Impact",
+        Threat::CredentialExposure => "CredentialAccess",
+        Threat::SensitiveData => "Collection",
+        Threat::PhishingUrl => "Collection",
+        Threat::SuspiciousUserAgent | Threat::AnonymizedIp | Threat::SuspiciousIp => "Execution",
+        Threat::WalletAttack => "Impact",
+        Threat::AccessAnomaly => "InitialAccess",
+        Threat::ControlPlane => "InitialAccess",
+        Threat::AnomalousToolInvocation => "Execution",
+        Threat::Reconnaissance => "Reconnaissance",
+        Threat::InstructionLeakage => "Collection",
+        Threat::DataPoisoning => "Impact",
+    }
+}
+
+fn is_prompt_threat(t: Threat) -> bool {
+    matches!(
+        t,
+        Threat::Jailbreak | Threat::AsciiSmuggling | Threat::Reconnaissance | Threat::PhishingUrl | Threat::AnomalousToolInvocation
+    )
+}
+
+fn evidence(r: &Record, threat: Threat, created: &str) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    let attacker_role = if is_prompt_threat(threat) { "attacker" } else { "suspicious" };
+    let mut ev = |odata_type: &'static str, roles: Vec<&'static str>, verdict: &'static str, fields: Value| {
+        let Value::Object(fields) = strip_nulls(fields) else { return };
+        out.push(Evidence { odata_type, created_date_time: created.to_owned(), roles, verdict, fields });
+    };
+    let end_ip = r.caller.end_user_ip.as_ref().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    if let Some(ip) = end_ip {
+        ev("#microsoft.graph.security.ipEvidence", vec![attacker_role], "suspicious", json!({ "ipAddress": ip }));
+    }
+    if let Some(ip) = r.caller.ip.as_ref().filter(|ip| !r.caller.ip_masked && ip.parse::<std::net::IpAddr>().is_ok()) {
+        let (roles, verdict) = if end_ip.is_some() { (vec!["contextual"], "unknown") } else { (vec![attacker_role], "suspicious") };
+        ev("#microsoft.graph.security.ipEvidence", roles, verdict, json!({ "ipAddress": ip }));
+    }
+    if r.caller.upn.is_some() || r.caller.object_id.is_some() {
+        ev(
+            "#microsoft.graph.security.userEvidence",
+            vec!["suspicious"],
+            "unknown",
+            json!({ "userAccount": {
+                "userPrincipalName": r.caller.upn,
+                "azureAdUserId": r.caller.object_id,
+                "accountName": r.caller.upn.as_ref().and_then(|u| u.split('@').next()),
+                "domainName": r.caller.upn.as_ref().and_then(|u| u.split_once('@').map(|(_, d)| d)),
+            }}),
+        );
+    }
+    if let Some(end_user) = &r.caller.end_user_id {
+        ev(
+            "#microsoft.graph.security.userEvidence",
+            vec![attacker_role],
+            "suspicious",
+            json!({ "userAccount": { "accountName": end_user, "azureAdUserId": is_guid(end_user).then_some(end_user) }}),
+        );
+    }
+    if let Some(id) = &r.resource.id {
+        ev(
+            "#microsoft.graph.security.azureResourceEvidence",
+            vec!["attacked"],
+            "unknown",
+            json!({ "resourceId": id, "resourceName": r.resource.account, "resourceType": r.resource.provider }),
+        );
+    }
+    if let Some(app) = &r.caller.application_name {
+        ev("#microsoft.graph.security.cloudApplicationEvidence", vec!["contextual"], "unknown", json!({ "displayName": app }));
+    }
+    out
+}
+
+fn is_guid(s: &str) -> bool {
+    s.len() == 36 && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}

@@ -1,0 +1,138 @@
+//! Conditions on normalized record fields (not text): what metadata rules test. Fields are
+//! named as `aihunt inspect` prints them; comparisons ignore ASCII case.
+
+use std::borrow::Cow;
+
+use regex::Regex;
+
+use crate::record::{FilterTarget, Record};
+
+/// The record fields a condition may name.
+pub const FIELDS: &[&str] = &[
+    "kind",
+    "sourceFormat",
+    "category",
+    "operation",
+    "deployment",
+    "model",
+    "url",
+    "method",
+    "status.code",
+    "status.result",
+    "status.detail",
+    "resource.id",
+    "resource.provider",
+    "caller.ip",
+    "caller.userAgent",
+    "caller.upn",
+    "caller.objectId",
+    "caller.appId",
+    "caller.authKind",
+    "caller.endUserId",
+    "caller.applicationName",
+    "caller.apimSubscriptionId",
+    "controlPlane.action",
+    "controlPlane.principalType",
+    "contentFilter.promptBlocked",
+    "contentFilter.completionFiltered",
+    "contentFilter.verdict",
+];
+
+#[derive(Debug, Clone)]
+pub enum Test {
+    AnyOf(Vec<String>),
+    NotAnyOf(Vec<String>),
+    Contains(Vec<String>),
+    Matches(Regex),
+    Exists(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub field: &'static str,
+    pub test: Test,
+}
+
+impl Condition {
+    /// The first field value that satisfies the condition (its evidence), or `None`.
+    pub fn eval(&self, r: &Record) -> Option<String> {
+        let values = field_values(r, self.field);
+        match &self.test {
+            Test::Exists(want) => (values.is_empty() != *want).then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
+            // Holds when no value of the field is in the list (an absent field included).
+            Test::NotAnyOf(list) => (!values.iter().any(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))))
+                .then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
+            Test::AnyOf(list) => values.into_iter().find(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))).map(Cow::into_owned),
+            Test::Contains(list) => values
+                .into_iter()
+                .find(|v| {
+                    let lower = v.to_ascii_lowercase();
+                    list.iter().any(|l| lower.contains(&l.to_ascii_lowercase()))
+                })
+                .map(Cow::into_owned),
+            Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)).map(Cow::into_owned),
+        }
+    }
+}
+
+/// The values of a field on a record (several for `contentFilter.verdict`).
+pub fn field_values<'r>(r: &'r Record, field: &str) -> Vec<Cow<'r, str>> {
+    let one = |v: Option<&'r String>| v.map(|s| Cow::Borrowed(s.as_str())).into_iter().collect();
+    match field {
+        "kind" => vec![Cow::Borrowed(r.kind.as_str())],
+        "sourceFormat" => vec![Cow::Owned(format!("{:?}", r.source_format).to_ascii_lowercase())],
+        "category" => one(r.category.as_ref()),
+        "operation" => one(r.operation.as_ref()),
+        "deployment" => one(r.deployment.as_ref()),
+        "model" => one(r.model.as_ref()),
+        "url" => one(r.url.as_ref()),
+        "method" => one(r.method.as_ref()),
+        "status.code" => r.status.code.map(|c| Cow::Owned(c.to_string())).into_iter().collect(),
+        "status.result" => one(r.status.result.as_ref()),
+        "status.detail" => one(r.status.detail.as_ref()),
+        "resource.id" => one(r.resource.id.as_ref()),
+        "resource.provider" => one(r.resource.provider.as_ref()),
+        "caller.ip" => one(r.caller.ip.as_ref()),
+        "caller.userAgent" => one(r.caller.user_agent.as_ref()),
+        "caller.upn" => one(r.caller.upn.as_ref()),
+        "caller.objectId" => one(r.caller.object_id.as_ref()),
+        "caller.appId" => one(r.caller.app_id.as_ref()),
+        "caller.authKind" => r
+            .caller
+            .auth_kind
+            .map(|k| Cow::Owned(serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()))
+            .into_iter()
+            .collect(),
+        "caller.endUserId" => one(r.caller.end_user_id.as_ref()),
+        "caller.applicationName" => one(r.caller.application_name.as_ref()),
+        "caller.apimSubscriptionId" => one(r.caller.apim_subscription_id.as_ref()),
+        "controlPlane.action" => one(r.control_plane.as_ref().and_then(|c| c.action.as_ref())),
+        "controlPlane.principalType" => one(r.control_plane.as_ref().and_then(|c| c.principal_type.as_ref())),
+        "contentFilter.promptBlocked" => vec![Cow::Borrowed(if r.content_filter.prompt_blocked { "true" } else { "false" })],
+        "contentFilter.completionFiltered" => {
+            vec![Cow::Borrowed(if r.content_filter.completion_filtered { "true" } else { "false" })]
+        }
+        // One token per verdict state: `prompt:jailbreak:filtered`, `prompt:jailbreak:detected`,
+        // `completion:violence:medium`, ...
+        "contentFilter.verdict" => {
+            let mut out = Vec::new();
+            for v in &r.content_filter.verdicts {
+                let target = match v.target {
+                    FilterTarget::Prompt => "prompt",
+                    FilterTarget::Completion => "completion",
+                };
+                if v.filtered {
+                    out.push(Cow::Owned(format!("{target}:{}:filtered", v.category)));
+                }
+                if v.detected == Some(true) {
+                    out.push(Cow::Owned(format!("{target}:{}:detected", v.category)));
+                }
+                if let Some(sev) = &v.severity {
+                    out.push(Cow::Owned(format!("{target}:{}:{sev}", v.category)));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}

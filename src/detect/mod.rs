@@ -1,0 +1,320 @@
+//! The detection engine: pure, `Sync`, no I/O. For each text surface of a record it builds
+//! the evasion-aware views (normalized, leetspeak, rot13, decoded spans, hidden text), runs one
+//! Aho-Corasick prefilter over all rule keywords, runs a rule's regex only where one of its
+//! keywords hit (rules without keywords always run), and sums the weights of the rules that
+//! matched on each surface: a finding needs its threat's threshold (1.0 unless a rule file
+//! says otherwise), so a weak phrase alone does not page anyone.
+
+pub mod conditions;
+pub mod decode;
+pub mod normalize;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::record::{Record, Surface};
+use crate::rules::{Rule, RuleSet, Severity, TextView, Threat};
+use normalize::{View, ViewOrigin};
+
+/// Texts longer than this are matched on their first part only, bounding time per record.
+const MAX_TEXT: usize = 4 << 20;
+/// Evidence text kept per match.
+const MAX_MATCHED: usize = 256;
+
+/// One rule matching one place in a record.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// Index into the engine's rule list.
+    pub rule: usize,
+    /// The surface and the index of the matched span in `record.surfaces`; `None` for
+    /// condition rules, which test fields.
+    pub surface: Option<Surface>,
+    pub span: Option<usize>,
+    /// Byte range in the original span text.
+    pub range: Range<usize>,
+    /// What the pattern matched, in the view it matched in (decoded text for decoded views).
+    pub matched: String,
+    /// How the match was revealed when it was not plainly visible (`base64`, `leetspeak`,
+    /// `unicode_tags`, ...).
+    pub revealed_by: Option<&'static str>,
+    /// For decoded and hidden text: the whole decoded text (capped).
+    pub decoded: Option<String>,
+    /// For condition rules: the field and value that met the condition.
+    pub field: Option<(&'static str, String)>,
+}
+
+/// Rules that together reach a threshold on one surface (or on the record's fields).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub threat: Threat,
+    pub surface: Option<Surface>,
+    pub severity: Severity,
+    /// The detections, one per rule, ordered by rule id.
+    pub detections: Vec<Detection>,
+    pub weight: f64,
+}
+
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    prefilter: Option<AhoCorasick>,
+    /// Keyword pattern id → rules that list the keyword.
+    keyword_rules: Vec<Vec<usize>>,
+    /// Pattern rules without keywords.
+    always: Vec<usize>,
+    /// Rules with conditions and no pattern.
+    field_rules: Vec<usize>,
+}
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>) -> Engine {
+        let mut keywords: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        let mut field_rules = Vec::new();
+        for (i, rule) in rules.rules.iter().enumerate() {
+            if rule.pattern.is_none() {
+                field_rules.push(i);
+                continue;
+            }
+            if rule.keywords.is_empty() {
+                always.push(i);
+            }
+            for k in &rule.keywords {
+                match keywords.iter().position(|x| x == k) {
+                    Some(p) => keyword_rules[p].push(i),
+                    None => {
+                        keywords.push(k.clone());
+                        keyword_rules.push(vec![i]);
+                    }
+                }
+            }
+        }
+        // Standard match kind + overlapping search: every keyword occurrence counts, even
+        // inside a longer keyword.
+        let prefilter = (!keywords.is_empty())
+            .then(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&keywords).ok())
+            .flatten();
+        Engine { rules, prefilter, keyword_rules, always, field_rules }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn rule(&self, i: usize) -> &Rule {
+        &self.rules.rules[i]
+    }
+
+    /// Every rule match in a record, at most one per rule and surface, before thresholds.
+    pub fn detections(&self, record: &Record) -> Vec<Detection> {
+        let mut out = Vec::new();
+        let mut hit = vec![false; self.rules.rules.len()];
+        let mut done: Vec<(usize, Surface)> = Vec::new();
+        for (span_index, span) in record.surfaces.iter().enumerate() {
+            let wanted: Vec<usize> = (0..self.rules.rules.len())
+                .filter(|&i| {
+                    let r = &self.rules.rules[i];
+                    r.pattern.is_some() && r.surfaces.contains(&span.surface) && !done.contains(&(i, span.surface))
+                })
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let text = &span.text[..floor_boundary(&span.text, MAX_TEXT)];
+            for view in views(text, &self.rules.rules, &wanted) {
+                self.match_view(record, &view, span.surface, span_index, &wanted, &mut hit, &mut done, &mut out);
+            }
+        }
+        for &i in &self.field_rules {
+            let rule = &self.rules.rules[i];
+            if let Some((field, value)) = conditions_hold(rule, record) {
+                out.push(Detection {
+                    rule: i,
+                    surface: None,
+                    span: None,
+                    range: 0..0,
+                    matched: cap(&value),
+                    revealed_by: None,
+                    decoded: None,
+                    field: Some((field, value)),
+                });
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn match_view(
+        &self,
+        record: &Record,
+        view: &View,
+        surface: Surface,
+        span_index: usize,
+        wanted: &[usize],
+        hit: &mut [bool],
+        done: &mut Vec<(usize, Surface)>,
+        out: &mut Vec<Detection>,
+    ) {
+        hit.iter_mut().for_each(|h| *h = false);
+        if let Some(ac) = &self.prefilter {
+            for m in ac.find_overlapping_iter(view.text.as_str()) {
+                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                    hit[r] = true;
+                }
+            }
+        }
+        for &i in &self.always {
+            hit[i] = true;
+        }
+        for &i in wanted {
+            if !hit[i] || done.contains(&(i, surface)) {
+                continue;
+            }
+            let rule = &self.rules.rules[i];
+            if !view_fits(rule, view) || (!rule.conditions.is_empty() && conditions_hold(rule, record).is_none()) {
+                continue;
+            }
+            let Some(re) = &rule.pattern else { continue };
+            let found = re.find_iter(&view.text).find(|m| !rule.allow.iter().any(|a| a.is_match(m.as_str())));
+            if let Some(m) = found {
+                done.push((i, surface));
+                let hidden_text = matches!(view.origin, ViewOrigin::Decoded { .. } | ViewOrigin::Hidden { .. });
+                out.push(Detection {
+                    rule: i,
+                    surface: Some(surface),
+                    span: Some(span_index),
+                    range: view.original_range(m.range()),
+                    matched: cap(m.as_str()),
+                    revealed_by: view.origin.revealed_by(),
+                    decoded: hidden_text.then(|| cap(&view.text)),
+                    field: None,
+                });
+            }
+        }
+    }
+
+    /// Detections grouped into findings: per threat and surface, the weights of distinct
+    /// rules summed against the threat's threshold.
+    pub fn findings(&self, record: &Record) -> Vec<Finding> {
+        let detections = self.detections(record);
+        let mut groups: Vec<Finding> = Vec::new();
+        for d in detections {
+            let rule = &self.rules.rules[d.rule];
+            let threat = effective_threat(rule.threat, d.surface);
+            match groups.iter_mut().find(|g| g.threat == threat && g.surface == d.surface) {
+                Some(g) => {
+                    g.weight += rule.weight;
+                    g.severity = g.severity.max(rule.severity);
+                    g.detections.push(d);
+                }
+                None => groups.push(Finding { threat, surface: d.surface, severity: rule.severity, weight: rule.weight, detections: vec![d] }),
+            }
+        }
+        // A record-level signal (Azure's own verdict) about a threat joins the text finding
+        // of the same threat, so one attempt is one alert listing everything that saw it.
+        let mut i = 0;
+        while i < groups.len() {
+            let mergeable = groups[i].surface.is_none()
+                && groups.iter().any(|g| g.surface.is_some() && g.threat == groups[i].threat);
+            if mergeable {
+                let g = groups.remove(i);
+                if let Some(target) = groups.iter_mut().find(|t| t.surface.is_some() && t.threat == g.threat) {
+                    target.weight += g.weight;
+                    target.severity = target.severity.max(g.severity);
+                    target.detections.extend(g.detections);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        groups.retain(|g| g.weight + 1e-9 >= self.rules.threshold(g.threat));
+        for g in &mut groups {
+            g.detections.sort_by(|a, b| self.rules.rules[a.rule].id.cmp(&self.rules.rules[b.rule].id));
+        }
+        groups.sort_by_key(|g| (g.surface, g.threat));
+        groups
+    }
+}
+
+/// Prompt-attack language in retrieved documents or tool output is indirect injection: the
+/// user did not write it, the data did.
+pub fn effective_threat(threat: Threat, surface: Option<Surface>) -> Threat {
+    match (threat, surface) {
+        (Threat::Jailbreak, Some(Surface::Document | Surface::ToolOutput)) => Threat::IndirectPromptInjection,
+        _ => threat,
+    }
+}
+
+fn view_fits(rule: &Rule, view: &View) -> bool {
+    match rule.view {
+        TextView::Original => view.origin == ViewOrigin::Original,
+        TextView::Hidden => matches!(view.origin, ViewOrigin::Hidden { .. }),
+        TextView::Normalized => match view.origin {
+            ViewOrigin::Normalized | ViewOrigin::Leet => true,
+            ViewOrigin::Rot13 | ViewOrigin::Decoded { .. } | ViewOrigin::Hidden { .. } => rule.decoded,
+            ViewOrigin::Original => false,
+        },
+    }
+}
+
+/// The views the wanted rules need of one text.
+fn views(text: &str, rules: &[Rule], wanted: &[usize]) -> Vec<View> {
+    let need = |v: TextView| wanted.iter().any(|&i| rules[i].view == v);
+    let need_decoded = wanted.iter().any(|&i| rules[i].view == TextView::Normalized && rules[i].decoded);
+    let mut out = Vec::new();
+    if need(TextView::Original) {
+        out.push(View::original(text));
+    }
+    let hidden = if need(TextView::Hidden) || need_decoded { decode::hidden_views(text) } else { Vec::new() };
+    if need(TextView::Normalized) {
+        let normalized = normalize::normalize(text);
+        if let Some(leet) = normalize::leet_view(&normalized) {
+            out.push(leet);
+        }
+        if need_decoded {
+            out.push(normalize::rot13_view(&normalized));
+            for d in decode::decoded_views(text) {
+                out.push(renormalized(d));
+            }
+        }
+        out.insert(0, normalized);
+    }
+    // Hidden text read as text: normalized, but still pointing at the invisible span.
+    for h in hidden {
+        if need_decoded {
+            out.push(renormalized(h.clone()));
+        }
+        if need(TextView::Hidden) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// A decoded or hidden view with its text normalized (lower case, folded) and its origin kept.
+fn renormalized(v: View) -> View {
+    let n = normalize::normalize(&v.text);
+    View::spanning(n.text, v.origin)
+}
+
+fn conditions_hold(rule: &Rule, record: &Record) -> Option<(&'static str, String)> {
+    let mut first = None;
+    for c in &rule.conditions {
+        let v = c.eval(record)?;
+        first.get_or_insert((c.field, v));
+    }
+    first
+}
+
+fn cap(s: &str) -> String {
+    s[..floor_boundary(s, MAX_MATCHED)].to_owned()
+}
+
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}

@@ -1,0 +1,285 @@
+//! Loads rule files (the embedded default pack and `--rules DIR` folders), compiles them, and
+//! explains every rule it rejects with the file, the rule id and the reason, the way
+//! hayabusa's and chainsaw's load summaries do. A bad rule never loads half-way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use regex::{Regex, RegexBuilder};
+
+use super::schema::{RawCondition, RawRule, RawRuleFile};
+use super::{surface_from_str, validate, Rule, RuleSet, Severity, TextView, Threat};
+use crate::detect::conditions::{Condition, Test, FIELDS};
+
+/// The default rule pack, compiled into the binary.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("ascii_smuggling.toml", include_str!("../../rules/ascii_smuggling.toml")),
+    ("azure_verdicts.toml", include_str!("../../rules/azure_verdicts.toml")),
+    ("indirect_injection.toml", include_str!("../../rules/indirect_injection.toml")),
+    ("jailbreak.toml", include_str!("../../rules/jailbreak.toml")),
+];
+
+/// A rule (or file) that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    pub rule_id: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rule_id {
+            Some(id) => write!(f, "{}: rule {id}: {}", self.file, self.reason),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+/// One rule file's name and text.
+pub struct RuleSource {
+    pub name: String,
+    pub text: String,
+}
+
+pub fn embedded_sources() -> Vec<RuleSource> {
+    EMBEDDED.iter().map(|(name, text)| RuleSource { name: format!("<embedded>/{name}"), text: (*text).to_owned() }).collect()
+}
+
+/// The `*.toml` files of a folder (sorted, recursively), or a single file.
+pub fn path_sources(path: &Path) -> Result<Vec<RuleSource>, RuleError> {
+    let err = |reason: String| RuleError { file: path.display().to_string(), rule_id: None, reason };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read rules: {e}")))?;
+    let files: Vec<std::path::PathBuf> = if meta.is_dir() {
+        walkdir::WalkDir::new(path)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
+            .map(|e| e.into_path())
+            .collect()
+    } else {
+        vec![path.to_owned()]
+    };
+    files
+        .into_iter()
+        .map(|f| {
+            std::fs::read_to_string(&f)
+                .map(|text| RuleSource { name: f.display().to_string(), text })
+                .map_err(|e| RuleError { file: f.display().to_string(), rule_id: None, reason: format!("cannot read: {e}") })
+        })
+        .collect()
+}
+
+/// Parses and compiles every source. Good rules are kept even when others fail; every
+/// failure is returned.
+pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut errors = Vec::new();
+    let mut thresholds: BTreeMap<Threat, f64> = BTreeMap::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for src in sources {
+        let file: RawRuleFile = match toml::from_str(&src.text) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(RuleError { file: src.name.clone(), rule_id: None, reason: one_line(&e.to_string()) });
+                continue;
+            }
+        };
+        for d in file.detector {
+            match Threat::parse(&d.threat) {
+                Some(t) if d.threshold > 0.0 && d.threshold.is_finite() => {
+                    thresholds.insert(t, d.threshold);
+                }
+                _ => errors.push(RuleError {
+                    file: src.name.clone(),
+                    rule_id: None,
+                    reason: format!("detector {:?}: unknown threat or threshold not above 0", d.threat),
+                }),
+            }
+        }
+        for raw in file.rule {
+            let id = raw.id.clone();
+            match compile_rule(raw, &src.name) {
+                Ok(rule) => {
+                    if let Some(first) = seen.get(&rule.id) {
+                        errors.push(RuleError {
+                            file: src.name.clone(),
+                            rule_id: Some(id),
+                            reason: format!("duplicate id (first defined in {first})"),
+                        });
+                        continue;
+                    }
+                    seen.insert(rule.id.clone(), src.name.clone());
+                    rules.push(rule);
+                }
+                Err(reason) => errors.push(RuleError { file: src.name.clone(), rule_id: Some(id), reason }),
+            }
+        }
+    }
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    (RuleSet { rules, thresholds: thresholds.into_iter().collect() }, errors)
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+}
+
+fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
+    if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err("id must be letters, digits, '-', '_' or '.'".into());
+    }
+    if raw.title.trim().is_empty() {
+        return Err("title is empty".into());
+    }
+    let threat = Threat::parse(&raw.threat).ok_or_else(|| format!("unknown threat {:?}", raw.threat))?;
+    let severity = Severity::parse(&raw.severity).ok_or_else(|| format!("unknown severity {:?}", raw.severity))?;
+    let surfaces = raw
+        .surfaces
+        .iter()
+        .map(|s| surface_from_str(s).ok_or_else(|| format!("unknown surface {s:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let view = match raw.text.as_deref().unwrap_or("normalized") {
+        "normalized" => TextView::Normalized,
+        "original" => TextView::Original,
+        "hidden" => TextView::Hidden,
+        other => return Err(format!("unknown text view {other:?} (normalized, original, hidden)")),
+    };
+    let conditions = raw.condition.into_iter().map(compile_condition).collect::<Result<Vec<_>, _>>()?;
+    if raw.pattern.is_none() && conditions.is_empty() {
+        return Err("a rule needs a pattern, a condition, or both".into());
+    }
+    if raw.pattern.is_some() && surfaces.is_empty() {
+        return Err("a pattern rule must name the surfaces it reads".into());
+    }
+    if raw.pattern.is_none() && !surfaces.is_empty() {
+        return Err("surfaces only apply to pattern rules".into());
+    }
+    let keywords: Vec<String> = raw.keywords.iter().map(|k| k.trim().to_lowercase()).collect();
+    // One ASCII character is no prefilter; one emoji or symbol of several bytes is.
+    if keywords.iter().any(|k| k.len() < 2) {
+        return Err("keywords must be at least 2 bytes".into());
+    }
+    if raw.pattern.is_none() && !keywords.is_empty() {
+        return Err("keywords only apply to pattern rules".into());
+    }
+    let pattern = match &raw.pattern {
+        Some(p) => Some(build_regex(p, view != TextView::Original).map_err(|e| format!("pattern: {e}"))?),
+        None => None,
+    };
+    if let Some(p) = &raw.pattern {
+        if !keywords.is_empty() {
+            match validate::keywords_cover(p, &keywords) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(
+                        "the pattern can match text that contains none of the keywords, so the prefilter would hide it; \
+                         add a keyword every match must contain, or remove keywords"
+                            .into(),
+                    )
+                }
+                Err(e) => return Err(format!("pattern: {e}")),
+            }
+        }
+    }
+    let allow = raw
+        .allow
+        .iter()
+        .map(|a| build_regex(a, true).map_err(|e| format!("allow pattern: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let weight = raw.weight.unwrap_or(1.0);
+    if !(weight > 0.0 && weight <= 10.0) {
+        return Err("weight must be above 0 and at most 10".into());
+    }
+    let examples = raw.examples.unwrap_or_default();
+    if examples.should_match.is_empty() || examples.no_match.is_empty() {
+        return Err("every rule needs [rule.examples] with at least one `match` and one `no_match`".into());
+    }
+    let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
+    Ok(Rule {
+        id: raw.id,
+        title: raw.title,
+        description: raw.description,
+        threat,
+        severity,
+        surfaces,
+        keywords,
+        pattern_source: raw.pattern,
+        pattern,
+        view,
+        decoded: raw.decoded.unwrap_or(true),
+        conditions,
+        allow,
+        weight,
+        alert_type,
+        mitre: raw.mitre,
+        atlas: raw.atlas,
+        tags: raw.tags,
+        examples_match: examples.should_match,
+        examples_no_match: examples.no_match,
+        file: file.to_owned(),
+    })
+}
+
+/// Compiles a rule regex with limits that keep hostile-looking patterns from exhausting
+/// memory and a lazy-DFA cache big enough to stay fast on Unicode classes.
+pub fn build_regex(p: &str, case_insensitive: bool) -> Result<Regex, String> {
+    RegexBuilder::new(p)
+        .case_insensitive(case_insensitive)
+        .size_limit(16 << 20)
+        .dfa_size_limit(8 << 20)
+        .build()
+        .map_err(|e| one_line(&e.to_string()))
+}
+
+fn compile_condition(c: RawCondition) -> Result<Condition, String> {
+    let field = FIELDS
+        .iter()
+        .find(|f| **f == c.field)
+        .copied()
+        .ok_or_else(|| format!("condition field {:?} is not one of: {}", c.field, FIELDS.join(", ")))?;
+    let mut tests = Vec::new();
+    if let Some(v) = c.any_of {
+        tests.push(Test::AnyOf(v));
+    }
+    if let Some(v) = c.not_any_of {
+        tests.push(Test::NotAnyOf(v));
+    }
+    if let Some(v) = c.contains {
+        tests.push(Test::Contains(v));
+    }
+    if let Some(p) = c.matches {
+        tests.push(Test::Matches(build_regex(&p, true).map_err(|e| format!("condition on {field}: {e}"))?));
+    }
+    if let Some(e) = c.exists {
+        tests.push(Test::Exists(e));
+    }
+    match tests.len() {
+        1 => Ok(Condition { field, test: tests.remove(0) }),
+        0 => Err(format!("condition on {field} has no test (any_of, not_any_of, contains, matches, exists)")),
+        _ => Err(format!("condition on {field} has more than one test; use one condition per test")),
+    }
+}
+
+/// `indirect_prompt_injection` → `IndirectPromptInjection`.
+pub fn camel(s: &str) -> String {
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Keeps only the rules a scan asked for: `--rule` (only these), `--exclude-rule`,
+/// `--min-severity`. Unknown ids are reported so a typo does not silently disable nothing.
+pub fn select(set: &mut RuleSet, only: &[String], exclude: &[String], min: Option<Severity>) -> Vec<String> {
+    let mut unknown: Vec<String> =
+        only.iter().chain(exclude).filter(|id| set.get(id).is_none()).cloned().collect();
+    unknown.dedup();
+    set.rules.retain(|r| {
+        (only.is_empty() || only.contains(&r.id)) && !exclude.contains(&r.id) && min.is_none_or(|m| r.severity >= m)
+    });
+    unknown
+}

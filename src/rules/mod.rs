@@ -1,0 +1,197 @@
+//! Rules as data: the schema authors write (`schema`), loading and compiling with an
+//! explanation for every rejected rule (`load`), and the proofs and example runs that keep the
+//! pack honest (`validate`). The compiled [`RuleSet`] is immutable and shared by all workers.
+
+pub mod load;
+pub mod schema;
+pub mod validate;
+
+use std::fmt;
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::detect::conditions::Condition;
+use crate::record::Surface;
+
+/// The fixed threat vocabulary (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threat {
+    Jailbreak,
+    IndirectPromptInjection,
+    AsciiSmuggling,
+    CredentialExposure,
+    SensitiveData,
+    PhishingUrl,
+    SuspiciousUserAgent,
+    AnonymizedIp,
+    SuspiciousIp,
+    WalletAttack,
+    AccessAnomaly,
+    ControlPlane,
+    AnomalousToolInvocation,
+    Reconnaissance,
+    InstructionLeakage,
+    DataPoisoning,
+}
+
+impl Threat {
+    pub const ALL: [Threat; 16] = [
+        Threat::Jailbreak,
+        Threat::IndirectPromptInjection,
+        Threat::AsciiSmuggling,
+        Threat::CredentialExposure,
+        Threat::SensitiveData,
+        Threat::PhishingUrl,
+        Threat::SuspiciousUserAgent,
+        Threat::AnonymizedIp,
+        Threat::SuspiciousIp,
+        Threat::WalletAttack,
+        Threat::AccessAnomaly,
+        Threat::ControlPlane,
+        Threat::AnomalousToolInvocation,
+        Threat::Reconnaissance,
+        Threat::InstructionLeakage,
+        Threat::DataPoisoning,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Threat::Jailbreak => "jailbreak",
+            Threat::IndirectPromptInjection => "indirect_prompt_injection",
+            Threat::AsciiSmuggling => "ascii_smuggling",
+            Threat::CredentialExposure => "credential_exposure",
+            Threat::SensitiveData => "sensitive_data",
+            Threat::PhishingUrl => "phishing_url",
+            Threat::SuspiciousUserAgent => "suspicious_user_agent",
+            Threat::AnonymizedIp => "anonymized_ip",
+            Threat::SuspiciousIp => "suspicious_ip",
+            Threat::WalletAttack => "wallet_attack",
+            Threat::AccessAnomaly => "access_anomaly",
+            Threat::ControlPlane => "control_plane",
+            Threat::AnomalousToolInvocation => "anomalous_tool_invocation",
+            Threat::Reconnaissance => "reconnaissance",
+            Threat::InstructionLeakage => "instruction_leakage",
+            Threat::DataPoisoning => "data_poisoning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Threat> {
+        Threat::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for Threat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Graph alert severities, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Informational => "informational",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.to_ascii_lowercase().as_str() {
+            "informational" | "info" => Some(Severity::Informational),
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which view of a text a pattern reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextView {
+    /// Case-folded, NFKC, invisible characters removed, homoglyphs and leetspeak folded.
+    Normalized,
+    /// The text exactly as logged (for rules about the characters themselves).
+    Original,
+    /// Text hidden in invisible characters (Unicode tags, variation selectors, invisible
+    /// operators), decoded.
+    Hidden,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub threat: Threat,
+    pub severity: Severity,
+    pub surfaces: Vec<Surface>,
+    pub keywords: Vec<String>,
+    pub pattern: Option<Regex>,
+    pub pattern_source: Option<String>,
+    pub view: TextView,
+    pub decoded: bool,
+    pub conditions: Vec<Condition>,
+    pub allow: Vec<Regex>,
+    pub weight: f64,
+    pub alert_type: String,
+    pub mitre: Vec<String>,
+    pub atlas: Vec<String>,
+    pub tags: Vec<String>,
+    pub examples_match: Vec<String>,
+    pub examples_no_match: Vec<String>,
+    /// Where the rule was loaded from (`<embedded>/jailbreak.toml` or a path).
+    pub file: String,
+}
+
+/// The loaded, compiled rule pack.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// Sorted by id: the order alerts list matched rules in.
+    pub rules: Vec<Rule>,
+    /// Per-threat alert thresholds (summed weights on one surface); default 1.0.
+    pub thresholds: Vec<(Threat, f64)>,
+}
+
+impl RuleSet {
+    pub fn threshold(&self, threat: Threat) -> f64 {
+        self.thresholds.iter().find(|(t, _)| *t == threat).map_or(1.0, |(_, v)| *v)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+pub fn surface_from_str(s: &str) -> Option<Surface> {
+    Some(match s {
+        "system" => Surface::System,
+        "user_prompt" => Surface::UserPrompt,
+        "document" => Surface::Document,
+        "tool_output" => Surface::ToolOutput,
+        "tool_arguments" => Surface::ToolArguments,
+        "model_response" => Surface::ModelResponse,
+        _ => return None,
+    })
+}

@@ -1,0 +1,84 @@
+//! The rule file format as written by rule authors (TOML, unknown fields rejected). These
+//! raw structs are turned into compiled [`super::Rule`]s by `load`; `rules/README.md`
+//! documents every field.
+
+use serde::Deserialize;
+
+/// One rules file: any number of `[[rule]]` tables and optional `[[detector]]` thresholds.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuleFile {
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    #[serde(default)]
+    pub detector: Vec<RawDetector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub threat: String,
+    pub severity: String,
+    /// Text surfaces the pattern reads; empty for condition-only rules.
+    #[serde(default)]
+    pub surfaces: Vec<String>,
+    /// Prefilter literals; the regex only runs on a text where one of them occurs.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub pattern: Option<String>,
+    /// Which view of the text the pattern reads: `normalized` (default), `original`, `hidden`.
+    pub text: Option<String>,
+    /// Also match inside spans decoded from base64, hex, URL encoding and rot13 (default true).
+    pub decoded: Option<bool>,
+    /// Record-field conditions; all must hold.
+    #[serde(default)]
+    pub condition: Vec<RawCondition>,
+    /// Matches whose text matches one of these regexes are dropped.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    pub weight: Option<f64>,
+    /// Defender alert type reported for this rule (otherwise `AIHunt.<Threat>.Rule`).
+    pub alert_type: Option<String>,
+    #[serde(default)]
+    pub mitre: Vec<String>,
+    #[serde(default)]
+    pub atlas: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub examples: Option<RawExamples>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawExamples {
+    /// Texts (or, for condition rules, record JSON) the rule must match.
+    #[serde(rename = "match", default)]
+    pub should_match: Vec<String>,
+    /// Texts the rule must not match.
+    #[serde(default)]
+    pub no_match: Vec<String>,
+}
+
+/// `field` plus exactly one test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    pub field: String,
+    pub any_of: Option<Vec<String>>,
+    pub not_any_of: Option<Vec<String>>,
+    pub contains: Option<Vec<String>>,
+    pub matches: Option<String>,
+    pub exists: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetector {
+    pub threat: String,
+    /// Summed rule weights on one surface that raise an alert (default 1.0).
+    pub threshold: f64,
+}

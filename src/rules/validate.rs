@@ -1,0 +1,234 @@
+//! Keeps the rule pack honest: proves that a rule's keywords cannot hide a match of its
+//! pattern, and runs every rule's own `match` / `no_match` examples through the real engine.
+
+use std::sync::Arc;
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::{Rule, RuleSet, TextView};
+use crate::detect::Engine;
+use crate::record::{Record, RecordKind, RecordOrigin, SourceFormat, Surface, TextSpan};
+
+/// True when every string matching `pattern` contains one of `keywords` (compared without
+/// case). The proof is conservative: a pattern it cannot analyse fails.
+pub fn keywords_cover(pattern: &str, keywords: &[String]) -> Result<bool, String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())?;
+    let lower: Vec<String> = keywords.iter().map(|k| k.to_lowercase()).collect();
+    Ok(proves(&hir, &lower))
+}
+
+fn contains_keyword(s: &str, keywords: &[String]) -> bool {
+    keywords.iter().any(|k| s.contains(k.as_str()))
+}
+
+/// Does every match of `hir` contain a keyword?
+fn proves(hir: &Hir, keywords: &[String]) -> bool {
+    match hir.kind() {
+        HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).is_ok_and(|s| contains_keyword(&s.to_lowercase(), keywords)),
+        HirKind::Class(_) => single_char(hir).is_some_and(|c| contains_keyword(&c.to_string(), keywords)),
+        HirKind::Capture(cap) => proves(&cap.sub, keywords),
+        HirKind::Repetition(rep) => rep.min >= 1 && proves(&rep.sub, keywords),
+        HirKind::Alternation(alts) => alts.iter().all(|a| proves(a, keywords)),
+        HirKind::Concat(parts) => {
+            if parts.iter().any(|p| proves(p, keywords)) {
+                return true;
+            }
+            // A keyword may span several children: join runs of fixed text.
+            let mut run = String::new();
+            for p in parts {
+                match fixed_text(p) {
+                    Some(t) => {
+                        run.push_str(&t);
+                        if contains_keyword(&run, keywords) {
+                            return true;
+                        }
+                    }
+                    None => {
+                        // `on(?:error|load)` with keyword `onerror`: every branch, read after
+                        // the text before it, must give a keyword.
+                        if !run.is_empty() && alternation_completes(p, &run, keywords) {
+                            return true;
+                        }
+                        run.clear()
+                    }
+                }
+            }
+            false
+        }
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
+fn alternation_completes(hir: &Hir, before: &str, keywords: &[String]) -> bool {
+    let hir = match hir.kind() {
+        HirKind::Capture(cap) => &cap.sub,
+        _ => hir,
+    };
+    let HirKind::Alternation(alts) = hir.kind() else { return false };
+    alts.iter().all(|a| proves(a, keywords) || contains_keyword(&format!("{before}{}", fixed_prefix(a)), keywords))
+}
+
+/// The fixed text every match of a node starts with (possibly empty).
+fn fixed_prefix(hir: &Hir) -> String {
+    if let Some(t) = fixed_text(hir) {
+        return t;
+    }
+    match hir.kind() {
+        HirKind::Capture(cap) => fixed_prefix(&cap.sub),
+        HirKind::Concat(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match fixed_text(p) {
+                    Some(t) => out.push_str(&t),
+                    None => {
+                        out.push_str(&fixed_prefix(p));
+                        break;
+                    }
+                }
+            }
+            out
+        }
+        HirKind::Repetition(rep) if rep.min >= 1 => fixed_prefix(&rep.sub),
+        _ => String::new(),
+    }
+}
+
+/// The one (lower-case) text a node always matches, if it has one.
+fn fixed_text(hir: &Hir) -> Option<String> {
+    match hir.kind() {
+        HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).ok().map(|s| s.to_lowercase()),
+        HirKind::Class(_) => single_char(hir).map(|c| c.to_string()),
+        HirKind::Capture(cap) => fixed_text(&cap.sub),
+        HirKind::Concat(parts) => parts.iter().map(fixed_text).collect(),
+        HirKind::Repetition(rep) if rep.min == 1 && rep.max == Some(1) => fixed_text(&rep.sub),
+        _ => None,
+    }
+}
+
+/// A class that only matches case variants of one character (what `(?i)x` becomes).
+fn single_char(hir: &Hir) -> Option<char> {
+    let HirKind::Class(class) = hir.kind() else { return None };
+    let mut chars = Vec::new();
+    match class {
+        Class::Unicode(u) => {
+            for r in u.iter() {
+                if (r.end() as u32) - (r.start() as u32) > 4 {
+                    return None;
+                }
+                for c in r.start()..=r.end() {
+                    chars.push(c);
+                }
+            }
+        }
+        Class::Bytes(b) => {
+            for r in b.iter() {
+                for c in r.start()..=r.end() {
+                    chars.push(c as char);
+                }
+            }
+        }
+    }
+    let first = chars.first()?.to_lowercase().next()?;
+    // The Kelvin sign and long s fold to k and s; they are still one letter.
+    chars
+        .iter()
+        .all(|c| c.to_lowercase().next() == Some(first) || matches!((first, c), ('k', '\u{212a}') | ('s', '\u{17f}')))
+        .then_some(first)
+}
+
+/// One example that did not behave as its rule says.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    pub rule_id: String,
+    pub file: String,
+    pub example: String,
+    pub expected_match: bool,
+}
+
+/// Runs each rule's examples through an engine made of that rule alone, so one rule's
+/// examples test that rule and nothing else.
+pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for rule in &rules.rules {
+        let single = RuleSet { rules: vec![rule.clone()], thresholds: rules.thresholds.clone() };
+        let engine = Engine::new(Arc::new(single));
+        for (texts, expected) in [(&rule.examples_match, true), (&rule.examples_no_match, false)] {
+            for text in texts {
+                ran += 1;
+                let matched = example_matches(&engine, rule, text);
+                if matched != expected {
+                    failures.push(ExampleFailure {
+                        rule_id: rule.id.clone(),
+                        file: rule.file.clone(),
+                        example: text.clone(),
+                        expected_match: expected,
+                    });
+                }
+            }
+        }
+    }
+    (ran, failures)
+}
+
+/// Text examples go on the rule's first surface of a chat record; examples of condition-only
+/// rules are records (JSON) read the way a scan reads them.
+fn example_matches(engine: &Engine, rule: &Rule, text: &str) -> bool {
+    let file: Arc<str> = Arc::from("<example>");
+    let records: Vec<Record> = if rule.pattern.is_none() {
+        crate::record::parse_frame(text, &file, 1, Default::default()).records
+    } else {
+        let surface = rule.surfaces.first().copied().unwrap_or(Surface::UserPrompt);
+        let at = RecordOrigin { file: file.clone(), line: 1, index: None };
+        let mut r = Record::new(RecordKind::ChatExchange, SourceFormat::App, &at);
+        r.surfaces.push(TextSpan { surface, origin: "example".into(), text: text.to_owned(), truncated: false });
+        if rule.view != TextView::Original && !rule.conditions.is_empty() {
+            // Pattern rules with conditions are tested on records that meet them.
+            if let Ok(kind) = rule_kind_condition(rule) {
+                r.kind = kind;
+            }
+        }
+        vec![r]
+    };
+    records.iter().any(|r| !engine.detections(r).is_empty())
+}
+
+/// A `kind` condition of the rule, so its text examples sit in the right kind of record.
+fn rule_kind_condition(rule: &Rule) -> Result<RecordKind, ()> {
+    use crate::detect::conditions::Test;
+    rule.conditions
+        .iter()
+        .find(|c| c.field == "kind")
+        .and_then(|c| match &c.test {
+            Test::AnyOf(v) => v.first().and_then(|k| RecordKind::parse(k)),
+            _ => None,
+        })
+        .ok_or(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kw(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn keyword_proofs() {
+        let p = r"(?i)\b(?:ignore|disregard)\s+(?:all\s+)?previous\s+instructions";
+        assert!(keywords_cover(p, &kw(&["ignore", "disregard"])).unwrap());
+        assert!(keywords_cover(p, &kw(&["previous"])).unwrap());
+        assert!(!keywords_cover(p, &kw(&["ignore"])).unwrap(), "disregard... would be hidden");
+        assert!(!keywords_cover(r"(?:all\s+)?rules", &kw(&["all"])).unwrap());
+        assert!(keywords_cover(r"dan\s+mode|developer mode", &kw(&["mode"])).unwrap());
+        assert!(keywords_cover(r"(?i)do\s+anything\s+now", &kw(&["anything"])).unwrap());
+        assert!(!keywords_cover(r"[a-z]+ mode", &kw(&["dan"])).unwrap());
+        assert!(keywords_cover(r"\bon(?:error|load|mouse\w+)\s*=", &kw(&["onerror", "onload", "onmouse"])).unwrap());
+        assert!(!keywords_cover(r"\bon(?:error|load|blur)\s*=", &kw(&["onerror", "onload"])).unwrap());
+    }
+}

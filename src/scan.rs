@@ -1,0 +1,201 @@
+//! `aihunt scan`: reads the logs, runs the engine on every record in parallel, and writes the
+//! alerts in the chosen format, in input order; incidents and suppressions are applied here.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::alert::{self, AlertContext};
+use crate::app::{run_reading, Outcome, Sink};
+use crate::cli::ScanArgs;
+use crate::config::InputConfig;
+use crate::detect::Engine;
+use crate::record::Record;
+use crate::report::formats::{encode, AlertWriter, Format};
+use crate::report::output::{write_file_atomic, Output};
+use crate::report::terminal;
+use crate::rules::Severity;
+use crate::stats::RunStats;
+use crate::suppress::Suppressions;
+
+/// What a worker hands the writer for one finding.
+pub enum Emitted {
+    Alert(Box<AlertItem>),
+    Suppressed,
+}
+
+pub struct AlertItem {
+    pub encoded: Vec<u8>,
+    pub meta: alert::AlertOut,
+}
+
+pub fn run(args: &ScanArgs) -> Result<Outcome> {
+    let config = InputConfig::from_args(&args.input)?;
+    let rules = crate::rules_cmd::load_rules(&args.rules, config.quiet)?;
+    let rules_loaded = rules.rules.len() as u64;
+    let engine = Arc::new(Engine::new(Arc::new(rules)));
+    let now = scan_time()?;
+    let ctx = AlertContext { created: now.to_string(), no_redact: args.no_redact, service_source: args.service_source.clone() };
+    let suppressions = match &args.suppress {
+        Some(p) => {
+            let (s, warnings) = Suppressions::load(p, now)?;
+            for w in warnings {
+                eprintln!("aihunt: warning: {}", terminal::escape(&w));
+            }
+            s
+        }
+        None => Suppressions::default(),
+    };
+    let format = Format::parse(&args.format).unwrap_or(Format::Ndjson);
+    let fail_on = Severity::parse(&args.fail_on);
+
+    let work = {
+        let engine = Arc::clone(&engine);
+        move |record: &Record, out: &mut Vec<Emitted>| {
+            for finding in engine.findings(record) {
+                let built = alert::build(&engine, record, &finding, &ctx);
+                let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
+                if !suppressions.is_empty() && suppressions.matching(&built.id, &rule_ids, record).is_some() {
+                    out.push(Emitted::Suppressed);
+                    continue;
+                }
+                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built })));
+            }
+        }
+    };
+    let mut sink = AlertSink { writer: AlertWriter::new(format), fail_on, failing: 0, suppressed: 0, incidents: BTreeMap::new(), track_incidents: args.incidents.is_some() };
+    let done = run_reading(&config, work, &mut sink, rules_loaded)?;
+    if sink.suppressed > 0 && !config.quiet {
+        eprintln!("aihunt: {} alert(s) suppressed by {}", sink.suppressed, args.suppress.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
+    }
+    if let Some(path) = &args.incidents {
+        write_incidents(path, &sink.incidents, &now.to_string()).context("cannot write the incidents file")?;
+    }
+    Ok(if done.failed {
+        Outcome::Error
+    } else if sink.failing > 0 {
+        Outcome::Alerts
+    } else {
+        Outcome::Clean
+    })
+}
+
+/// The scan time for `createdDateTime`: `SOURCE_DATE_EPOCH` when set (reproducible output).
+fn scan_time() -> Result<jiff::Timestamp> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => {
+            let secs: i64 = v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?;
+            jiff::Timestamp::from_second(secs).context("SOURCE_DATE_EPOCH is out of range")
+        }
+        Err(_) => Ok(jiff::Timestamp::now()),
+    }
+}
+
+struct AlertSink {
+    writer: AlertWriter,
+    fail_on: Option<Severity>,
+    failing: u64,
+    suppressed: u64,
+    incidents: BTreeMap<String, Incident>,
+    track_incidents: bool,
+}
+
+/// What `--incidents` keeps per incident: ids only, capped, so memory stays small.
+struct Incident {
+    title: String,
+    severity: Severity,
+    entity_kind: &'static str,
+    entity: String,
+    alert_ids: Vec<String>,
+    alert_count: u64,
+    first: String,
+    last: String,
+}
+
+const MAX_INCIDENT_ALERT_IDS: usize = 1000;
+
+impl Sink<Emitted> for AlertSink {
+    fn begin(&mut self, out: &mut Output) -> std::io::Result<()> {
+        self.writer.begin(out)
+    }
+
+    fn item(&mut self, item: &Emitted, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()> {
+        let a = match item {
+            Emitted::Suppressed => {
+                self.suppressed += 1;
+                return Ok(());
+            }
+            Emitted::Alert(a) => a,
+        };
+        self.writer.write(out, &a.encoded)?;
+        let m = &a.meta;
+        stats.alerts += 1;
+        *stats.alerts_by_threat.entry(m.threat.as_str().to_owned()).or_default() += 1;
+        *stats.alerts_by_severity.entry(m.severity.as_str().to_owned()).or_default() += 1;
+        if self.fail_on.is_some_and(|f| m.severity >= f) {
+            self.failing += 1;
+        }
+        if self.track_incidents {
+            let inc = self.incidents.entry(m.incident.id.clone()).or_insert_with(|| Incident {
+                title: format!("{} and related activity", m.title),
+                severity: m.severity,
+                entity_kind: m.incident.entity_kind,
+                entity: m.incident.entity.clone(),
+                alert_ids: Vec::new(),
+                alert_count: 0,
+                first: m.first_activity.clone(),
+                last: m.first_activity.clone(),
+            });
+            inc.severity = inc.severity.max(m.severity);
+            inc.alert_count += 1;
+            if inc.alert_ids.len() < MAX_INCIDENT_ALERT_IDS {
+                inc.alert_ids.push(m.id.clone());
+            }
+            if m.first_activity < inc.first {
+                inc.first = m.first_activity.clone();
+            }
+            if m.first_activity > inc.last {
+                inc.last = m.first_activity.clone();
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Output) -> std::io::Result<()> {
+        self.writer.finish(out)?;
+        out.flush()
+    }
+}
+
+fn write_incidents(path: &std::path::Path, incidents: &BTreeMap<String, Incident>, created: &str) -> Result<()> {
+    let value: Vec<serde_json::Value> = incidents
+        .iter()
+        .map(|(id, i)| {
+            json!({
+                "@odata.type": "#microsoft.graph.security.incident",
+                "id": id,
+                "displayName": i.title,
+                "severity": i.severity.as_str(),
+                "status": "active",
+                "classification": "unknown",
+                "determination": "unknown",
+                "createdDateTime": created,
+                "lastUpdateDateTime": created,
+                "firstActivityDateTime": i.first,
+                "lastActivityDateTime": i.last,
+                "alertIds": i.alert_ids,
+                "additionalData": {
+                    "alertCount": i.alert_count,
+                    "alertIdsTruncated": i.alert_count as usize > i.alert_ids.len(),
+                    "entity": {"kind": i.entity_kind, "value": i.entity},
+                },
+            })
+        })
+        .collect();
+    let mut text = serde_json::to_vec_pretty(&json!({ "value": value }))?;
+    text.push(b'\n');
+    write_file_atomic(path, &text)
+}
