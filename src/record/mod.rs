@@ -11,6 +11,7 @@ mod classify;
 mod fields;
 mod gateway_log;
 pub mod json;
+mod otel_span;
 mod resource_log;
 pub mod time;
 
@@ -648,6 +649,7 @@ fn adapt_one(
         RecordKind::ResourceLog => out.records.push(resource_log::adapt(obj, &origin)),
         RecordKind::ActivityLog => out.records.push(activity_log::adapt(obj, &origin)),
         RecordKind::GatewayLog => out.records.push(gateway_log::adapt(obj, &origin)),
+        RecordKind::OtelSpan => otel_span::adapt(obj, &origin, out),
         other => {
             let detail = ClassifyError::Unsupported(other).to_string();
             out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail });
