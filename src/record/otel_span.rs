@@ -17,7 +17,9 @@ use serde_json::value::RawValue;
 
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
-use super::json::{array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, JsonType, Nested, Obj};
+use super::json::{
+    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, JsonType, Nested, Obj,
+};
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, Rejection, SourceFormat, Surface,
     ToolCall,
@@ -31,6 +33,8 @@ const MAX_DEPTH: usize = 32;
 const ANY_VALUE_KEYS: &[&str] =
     &["stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"];
 
+/// Reads one object: an OTLP batch (one record per span or log record) or one span or log
+/// record as a console exporter printed it.
 pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
     if let Some(batches) = obj.get("resourceSpans").and_then(array) {
         read_batch(&batches, Signal::Traces, at, out);
@@ -68,7 +72,8 @@ impl Signal {
 }
 
 /// One record per span or log record of an OTLP batch, each identified by its own text and by
-/// its running position in the batch.
+/// its running position in the batch. That position replaces the batch's own index in a
+/// same-line array: batches are one per line in practice, and a record needs one position.
 fn read_batch(batches: &[&RawValue], signal: Signal, at: &RecordOrigin, out: &mut FrameRecords) {
     let (scope_keys, item_key) = signal.keys();
     let mut index: u32 = 0;
@@ -218,16 +223,21 @@ fn apply_event_payload(event: &str, payload: &RawValue, at: &str, r: &mut Record
         return;
     };
     let side = if role == "assistant" { Side::Response } else { Side::Request };
+    let surface = chat::role_surface(role).unwrap_or(side.default_surface());
     let nested = Nested::new(Some(payload));
-    match nested.obj() {
-        Some(body) if event == "gen_ai.choice" => apply_choice(&body, at, r),
-        Some(body) => chat::apply_message_as(&body, Some(role), at, side, r),
-        None => {
-            if let Some(text) = nested.undecodable_text() {
-                let surface = chat::role_surface(role).unwrap_or(side.default_surface());
-                chat::push_with_documents(r, surface, at.to_owned(), text.into_owned());
-            }
+    if let Some(body) = nested.obj() {
+        if event == "gen_ai.choice" {
+            apply_choice(&body, at, r);
+        } else {
+            chat::apply_message_as(&body, Some(role), at, side, r);
         }
+    } else if let Some(items) = nested.value().and_then(array) {
+        // A body that is the content itself, as a list of parts.
+        for (i, p) in items.iter().enumerate() {
+            part(p, surface, &format!("{at}[{i}]"), r);
+        }
+    } else if let Some(text) = nested.undecodable_text() {
+        chat::push_with_documents(r, surface, at.to_owned(), text.into_owned());
     }
 }
 
@@ -272,8 +282,11 @@ fn messages(raw: &RawValue, at: &str, side: Side, r: &mut Record) {
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, m) in array(v).unwrap_or_default().iter().enumerate() {
+                let m_at = format!("{at}[{i}]");
                 if let Some(m) = Obj::from_raw(m) {
-                    message(&m, &format!("{at}[{i}]"), side, r);
+                    message(&m, &m_at, side, r);
+                } else if let Some(text) = decode_str(m) {
+                    chat::push_with_documents(r, side.default_surface(), m_at, text.into_owned());
                 }
             }
         }
@@ -354,15 +367,28 @@ fn system_instructions(raw: &RawValue, at: &str, r: &mut Record) {
 /// `repr` of them, or plain text.
 fn legacy_messages(raw: &RawValue, at: &str, side: Side, r: &mut Record) {
     let nested = Nested::new(Some(raw));
-    if nested.value().is_some_and(|v| matches!(json_type(v), JsonType::Array | JsonType::Object)) {
+    if nested.value().is_some_and(holds_messages) {
         messages(raw, at, side, r);
         return;
     }
-    let Some(text) = nested.undecodable_text() else { return };
+    let Some(text) = decode_str(raw) else {
+        messages(raw, at, side, r);
+        return;
+    };
     let from_python = python_literal_json(&text).and_then(|json| RawValue::from_string(json).ok());
     match from_python {
-        Some(json) if matches!(json_type(&json), JsonType::Array | JsonType::Object) => messages(&json, at, side, r),
+        Some(json) if holds_messages(&json) => messages(&json, at, side, r),
+        // Plain text, or text that only happens to parse (a completion `['red', 'green']`).
         _ => chat::push_with_documents(r, side.default_surface(), at.to_owned(), text.into_owned()),
+    }
+}
+
+/// A message object, or an array with at least one.
+fn holds_messages(v: &RawValue) -> bool {
+    match json_type(v) {
+        JsonType::Object => true,
+        JsonType::Array => array(v).unwrap_or_default().iter().any(|m| json_type(m) == JsonType::Object),
+        _ => false,
     }
 }
 
@@ -451,7 +477,9 @@ fn apply_metadata(a: &Obj<'_>, r: &mut Record) {
 fn finish_reasons(a: &Obj<'_>) -> Vec<String> {
     let nested = Nested::new(a.get("gen_ai.response.finish_reasons"));
     match nested.value() {
-        Some(v) if json_type(v) == JsonType::Array => array(v).unwrap_or_default().into_iter().filter_map(scalar_text).collect(),
+        Some(v) if json_type(v) == JsonType::Array => {
+            array(v).unwrap_or_default().into_iter().filter_map(scalar_text).collect()
+        }
         Some(v) => scalar_text(v).into_iter().collect(),
         None => Vec::new(),
     }
@@ -975,6 +1003,16 @@ mod tests {
     }
 
     #[test]
+    fn legacy_text_that_only_parses_as_a_literal_is_kept_whole() {
+        let r = one(
+            r#"{"traceId":"01","name":"chat","attributes":{"gen_ai.completion":"['red', 'green']","gen_ai.prompt":"[\"a\", \"b\"]"},
+            "events":[{"name":"gen_ai.content.completion","attributes":{"gen_ai.completion":"()"}}]}"#,
+        );
+        assert_eq!(texts(&r, Surface::UserPrompt), vec![r#"["a", "b"]"#]);
+        assert_eq!(texts(&r, Surface::ModelResponse), vec!["['red', 'green']", "()"]);
+    }
+
+    #[test]
     fn v1_27_azure_span_events_and_choice_tool_calls() {
         let r = one(
             r#"{"traceId":"00000000000000000000000000000000","spanId":"01","name":"chat hr-gpt4o","startTimeUnixNano":"1795000000000000000","endTimeUnixNano":1795000000500000000,
@@ -1039,6 +1077,25 @@ mod tests {
         assert_eq!(console.time.map(|t| t.to_string()).as_deref(), Some("2026-11-24T10:00:00Z"));
         assert_eq!(console.correlation_id.as_deref(), Some("ab12"));
         assert_eq!(console.caller.application_name, None, "the SDK placeholder is no application name");
+    }
+
+    #[test]
+    fn message_event_bodies_as_plain_text_or_parts() {
+        let out = records(
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+              {"eventName":"gen_ai.user.message","body":{"stringValue":"plain words"}},
+              {"eventName":"gen_ai.assistant.message","body":{"arrayValue":{"values":[{"kvlistValue":{"values":[
+                {"key":"type","value":{"stringValue":"text"}},{"key":"text","value":{"stringValue":"part text"}}]}}]}}},
+              {"eventName":"app.login","body":{"stringValue":"user bob logged in"}}
+            ]}]}]}"#,
+        );
+        let [user, assistant, other] = [&out.records[0], &out.records[1], &out.records[2]];
+        assert_eq!(texts(user, Surface::UserPrompt), vec!["plain words"]);
+        assert_eq!(origins(user, Surface::UserPrompt), vec!["body"]);
+        assert_eq!(texts(assistant, Surface::ModelResponse), vec!["part text"]);
+        assert_eq!(origins(assistant, Surface::ModelResponse), vec!["body[0].text"]);
+        assert!(other.surfaces.is_empty(), "bodies of non-GenAI events are not prompt text");
+        assert_eq!(other.operation.as_deref(), Some("app.login"));
     }
 
     #[test]
