@@ -25,9 +25,9 @@ fn readme_sample_scan_succeeds_and_reads_everything() {
     assert_invariant(&stats);
     assert_eq!(n(&stats, "linesRejected"), 0, "the samples must be clean: {}", r.stderr);
     assert_eq!(n(&stats, "filesFailed"), 0);
-    assert_eq!(n(&stats, "filesRead"), 11);
+    assert_eq!(n(&stats, "filesRead"), 15);
     let kinds = stats["recordsByKind"].as_object().unwrap();
-    for kind in ["resource_log", "activity_log", "gateway_log"] {
+    for kind in ["resource_log", "activity_log", "gateway_log", "otel_span"] {
         assert!(kinds.get(kind).and_then(|v| v.as_u64()).unwrap_or(0) > 0, "no {kind} records in the samples");
     }
     assert!(r.stderr.contains("lines"), "summary missing from stderr: {}", r.stderr);

@@ -5,3 +5,4 @@ mod util;
 mod accounting;
 mod input;
 mod kinds;
+mod otel;
