@@ -17,7 +17,8 @@ pub enum Side {
 }
 
 impl Side {
-    fn default_surface(self) -> Surface {
+    /// Where text of unknown role goes: the prompt on the request side, the response on the other.
+    pub fn default_surface(self) -> Surface {
         match self {
             Side::Request => Surface::UserPrompt,
             Side::Response => Surface::ModelResponse,
@@ -115,17 +116,32 @@ pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
     }
 }
 
-/// One message (chat) or input item (Responses API).
-pub fn apply_message(m: &Obj<'_>, at: &str, side: Side, r: &mut Record) {
-    let role = m.text(&["role"]).unwrap_or_default().to_ascii_lowercase();
-    let item_type = m.text(&["type"]).unwrap_or_default();
-    let surface = match role.as_str() {
+/// The surface a message's text belongs on, from its author's role; `None` for a role this
+/// does not know.
+pub fn role_surface(role: &str) -> Option<Surface> {
+    Some(match role.to_ascii_lowercase().as_str() {
         "system" | "developer" => Surface::System,
         "user" => Surface::UserPrompt,
         "assistant" | "model" => Surface::ModelResponse,
         "tool" | "function" | "ipython" => Surface::ToolOutput,
-        _ if item_type == "function_call_output" => Surface::ToolOutput,
-        _ => side.default_surface(),
+        _ => return None,
+    })
+}
+
+/// One message (chat) or input item (Responses API).
+pub fn apply_message(m: &Obj<'_>, at: &str, side: Side, r: &mut Record) {
+    apply_message_as(m, None, at, side, r);
+}
+
+/// One message whose role may be given from outside it: OpenTelemetry message events name the
+/// role in the event name and leave it out of the body. The message's own role wins.
+pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side: Side, r: &mut Record) {
+    let role = m.text(&["role"]).or_else(|| default_role.map(str::to_owned)).unwrap_or_default();
+    let item_type = m.text(&["type"]).unwrap_or_default();
+    let surface = match role_surface(&role) {
+        Some(s) => s,
+        None if item_type == "function_call_output" => Surface::ToolOutput,
+        None => side.default_surface(),
     };
     if let Some(content) = m.get_any(&["content", "output"]) {
         apply_content(content, &format!("{at}.content"), surface, r);
@@ -173,21 +189,49 @@ fn apply_content(content: &RawValue, at: &str, surface: Surface, r: &mut Record)
     }
 }
 
-fn push_tool_call(r: &mut Record, id: Option<String>, f: &Obj<'_>, at: &str) {
+/// A tool call from an object with `name` and `arguments` (a JSON string as chat completions
+/// write it, or a JSON value as OpenTelemetry parts may carry it).
+pub(crate) fn push_tool_call(r: &mut Record, id: Option<String>, f: &Obj<'_>, at: &str) {
     let name = f.text(&["name"]).unwrap_or_default();
-    let arguments = match f.get("arguments") {
-        Some(a) => match decode_str(a) {
-            Some(s) => s.into_owned(),
-            None => a.get().to_owned(),
-        },
-        None => String::new(),
-    };
+    let arguments = f.get("arguments").map(value_text).unwrap_or_default();
     if name.is_empty() && arguments.is_empty() {
         return;
     }
     let origin = format!("{at}.arguments");
     r.push_text(Surface::ToolArguments, origin.clone(), arguments.clone(), false);
     r.tool_calls.push(ToolCall { id, name, arguments, origin });
+}
+
+/// A JSON value as text: strings decoded, anything else written compactly, so the same
+/// arguments read the same whether they were logged as a string or as an object.
+pub fn value_text(raw: &RawValue) -> String {
+    match decode_str(raw) {
+        Some(s) => s.into_owned(),
+        None => compact_json(raw.get()),
+    }
+}
+
+/// Drops the whitespace between the tokens of valid JSON text, keeping key order (a
+/// `serde_json::Value` round trip would sort the keys).
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Pushes text onto `surface`, moving any `<documents>…</documents>` spans to the document
@@ -602,6 +646,24 @@ mod tests {
         assert!(r.content_filter.completion_filtered);
         assert_eq!(r.content_filter.verdicts[0].category, "jailbreak");
         assert_eq!(r.model.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn object_arguments_are_compacted_in_their_own_key_order() {
+        let mut r = rec();
+        let m = Obj::parse(r#"{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{ "z" : "a b\" c", "a" : [1, 2] }}}]}"#).unwrap();
+        apply_message(&m, "m", Side::Response, &mut r);
+        assert_eq!(r.tool_calls[0].arguments, r#"{"z":"a b\" c","a":[1,2]}"#);
+        assert_eq!(texts(&r, Surface::ToolArguments), vec![r#"{"z":"a b\" c","a":[1,2]}"#]);
+    }
+
+    #[test]
+    fn a_default_role_applies_only_when_the_message_names_none() {
+        let mut r = rec();
+        apply_message_as(&Obj::parse(r#"{"content":"hi"}"#).unwrap(), Some("system"), "a", Side::Request, &mut r);
+        apply_message_as(&Obj::parse(r#"{"role":"user","content":"yo"}"#).unwrap(), Some("system"), "b", Side::Request, &mut r);
+        assert_eq!(texts(&r, Surface::System), vec!["hi"]);
+        assert_eq!(texts(&r, Surface::UserPrompt), vec!["yo"]);
     }
 
     #[test]

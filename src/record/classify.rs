@@ -10,8 +10,6 @@ use super::RecordKind;
 pub enum ClassifyError {
     #[error("no known log shape has these fields: {0}")]
     Unknown(String),
-    #[error("recognised as {0}, which this build of aihunt cannot read yet")]
-    Unsupported(RecordKind),
 }
 
 /// Diagnostic-setting categories of Azure OpenAI / AI services accounts.

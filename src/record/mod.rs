@@ -14,6 +14,7 @@ mod gateway_log;
 mod gateway_llm_log;
 pub mod json;
 pub mod llm_join;
+mod otel_span;
 mod resource_log;
 pub mod time;
 mod training_example;
@@ -660,11 +661,7 @@ fn adapt_one(
         RecordKind::GatewayLlmLog => gateway_llm_log::adapt(obj, &origin, out),
         RecordKind::ChatExchange => out.records.push(chat_exchange::adapt(obj, &origin)),
         RecordKind::TrainingExample => out.records.push(training_example::adapt(obj, &origin)),
-        other => {
-            let detail = ClassifyError::Unsupported(other).to_string();
-            out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail });
-            return;
-        }
+        RecordKind::OtelSpan => otel_span::adapt(obj, &origin, out),
     }
     let hash = record_hash(raw.get());
     for record in &mut out.records[first_new..] {

@@ -27,7 +27,7 @@ fn readme_sample_scan_succeeds_and_reads_everything() {
     assert_eq!(n(&stats, "filesFailed"), 0);
     assert_eq!(n(&stats, "filesRead"), files_below(&fixture("samples")).len() as u64);
     let kinds = stats["recordsByKind"].as_object().unwrap();
-    for kind in ["resource_log", "activity_log", "gateway_log", "gateway_llm_log", "chat_exchange", "training_example"] {
+    for kind in ["resource_log", "activity_log", "gateway_log", "gateway_llm_log", "chat_exchange", "training_example", "otel_span"] {
         assert!(kinds.get(kind).and_then(|v| v.as_u64()).unwrap_or(0) > 0, "no {kind} records in the samples");
     }
     assert!(r.stderr.contains("lines"), "summary missing from stderr: {}", r.stderr);

@@ -6,3 +6,4 @@ mod accounting;
 mod input;
 mod kinds;
 mod text_kinds;
+mod otel;
