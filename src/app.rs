@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Scan(args) => crate::scan::run(&args),
         Command::Inspect(args) => inspect(&args.input),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
+        Command::Eval { dir, rules, json, show_missed } => crate::eval::run(&dir, &rules, json, show_missed),
     }
 }
 

@@ -31,6 +31,19 @@ pub enum Command {
     /// List, validate and test detection rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Measure detection quality on labelled corpora (JSON Lines with id, text, label).
+    Eval {
+        /// Folder of `*.jsonl` corpora (for example ../shared/eval-dev).
+        dir: PathBuf,
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// One JSON object per file and label.
+        #[arg(long)]
+        json: bool,
+        /// List up to N ids of attack texts that raised nothing, per label.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        show_missed: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod input;
 pub mod pipeline;
 pub mod record;

@@ -251,6 +251,8 @@ fn view_fits(rule: &Rule, view: &View) -> bool {
     match rule.view {
         TextView::Original => view.origin == ViewOrigin::Original,
         TextView::Hidden => matches!(view.origin, ViewOrigin::Hidden { .. }),
+        // Rot13 of plain text is gibberish, never a payload; decoded spans and hidden text are.
+        TextView::Decoded => matches!(view.origin, ViewOrigin::Decoded { .. }),
         TextView::Normalized => match view.origin {
             ViewOrigin::Normalized | ViewOrigin::Leet => true,
             ViewOrigin::Rot13 | ViewOrigin::Decoded { .. } | ViewOrigin::Hidden { .. } => rule.decoded,
@@ -262,13 +264,13 @@ fn view_fits(rule: &Rule, view: &View) -> bool {
 /// The views the wanted rules need of one text.
 fn views(text: &str, rules: &[Rule], wanted: &[usize]) -> Vec<View> {
     let need = |v: TextView| wanted.iter().any(|&i| rules[i].view == v);
-    let need_decoded = wanted.iter().any(|&i| rules[i].view == TextView::Normalized && rules[i].decoded);
+    let need_decoded = wanted.iter().any(|&i| (rules[i].view == TextView::Normalized && rules[i].decoded) || rules[i].view == TextView::Decoded);
     let mut out = Vec::new();
     if need(TextView::Original) {
         out.push(View::original(text));
     }
     let hidden = if need(TextView::Hidden) || need_decoded { decode::hidden_views(text) } else { Vec::new() };
-    if need(TextView::Normalized) {
+    if need(TextView::Normalized) || need(TextView::Decoded) {
         let normalized = normalize::normalize(text);
         if let Some(leet) = normalize::leet_view(&normalized) {
             out.push(leet);

@@ -144,7 +144,8 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         "normalized" => TextView::Normalized,
         "original" => TextView::Original,
         "hidden" => TextView::Hidden,
-        other => return Err(format!("unknown text view {other:?} (normalized, original, hidden)")),
+        "decoded" => TextView::Decoded,
+        other => return Err(format!("unknown text view {other:?} (normalized, original, hidden, decoded)")),
     };
     let conditions = raw.condition.into_iter().map(compile_condition).collect::<Result<Vec<_>, _>>()?;
     if raw.pattern.is_none() && conditions.is_empty() {

@@ -136,6 +136,9 @@ pub enum TextView {
     /// Text hidden in invisible characters (Unicode tags, variation selectors, invisible
     /// operators), decoded.
     Hidden,
+    /// Only text revealed by decoding (base64, hex, URL encoding, rot13, hidden text), for
+    /// rules about what an encoding hides rather than what it says.
+    Decoded,
 }
 
 /// A compiled rule.
