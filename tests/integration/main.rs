@@ -3,7 +3,9 @@
 mod util;
 
 mod accounting;
+mod alerts;
 mod input;
 mod kinds;
 mod text_kinds;
 mod otel;
+mod rules;
