@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::alert::AlertOut;
+use crate::report::terminal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -62,8 +63,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// Serialises one alert in `format`, without framing.
 pub fn encode(format: Format, a: &AlertOut) -> Vec<u8> {
     match format {
-        Format::Ndjson | Format::Xdr => serde_json::to_vec(&a.alert).unwrap_or_default(),
-        Format::Sentinel => serde_json::to_vec(&sentinel_row(a)).unwrap_or_default(),
+        Format::Ndjson | Format::Xdr => terminal::json_inert(serde_json::to_vec(&a.alert).unwrap_or_default()),
+        Format::Sentinel => terminal::json_inert(serde_json::to_vec(&sentinel_row(a)).unwrap_or_default()),
         Format::Csv => csv_row(a),
     }
 }
@@ -137,7 +138,9 @@ pub fn neutralise_formula(cell: &str) -> String {
 
 fn csv_row(a: &AlertOut) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    let cells: Vec<String> = flat(a).into_iter().map(|(_, v)| neutralise_formula(&v)).collect();
+    // Cells are shown escaped (no raw control or invisible characters), then made inert for
+    // spreadsheets.
+    let cells: Vec<String> = flat(a).into_iter().map(|(_, v)| neutralise_formula(&terminal::escape(&v))).collect();
     let _ = w.write_record(&cells);
     w.into_inner().unwrap_or_default()
 }

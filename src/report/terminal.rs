@@ -36,6 +36,29 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Rewrites unsafe characters inside serialised JSON as `\uXXXX` escapes. The JSON means the
+/// same to every parser, but a terminal showing it sees only inert ASCII (serde_json already
+/// escapes C0 controls; C1 controls, bidi overrides, tag and zero-width characters it leaves
+/// raw).
+pub fn json_inert(json: Vec<u8>) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(&json) else { return json };
+    if !text.chars().any(is_unsafe_char) {
+        return json;
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    for c in text.chars() {
+        if is_unsafe_char(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", u));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +69,15 @@ mod tests {
         assert_eq!(escape("a\u{1b}[31mred\u{7}"), "a\\u{1b}[31mred\\u{7}");
         assert_eq!(escape("x\u{202e}y\u{e0041}\n"), "x\\u{202e}y\\u{e0041}\\n");
         assert_eq!(escape("\u{9b}2J"), "\\u{9b}2J");
+    }
+
+    #[test]
+    fn json_stays_json_but_inert() {
+        let raw = serde_json::to_vec(&serde_json::json!({"t": "a\u{9b}b\u{e0041}\u{202e}"})).unwrap();
+        let inert = json_inert(raw);
+        let text = String::from_utf8(inert.clone()).unwrap();
+        assert!(text.is_ascii(), "{text}");
+        let back: serde_json::Value = serde_json::from_slice(&inert).unwrap();
+        assert_eq!(back["t"], "a\u{9b}b\u{e0041}\u{202e}");
     }
 }
