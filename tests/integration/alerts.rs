@@ -232,3 +232,57 @@ fn alert_output_file_is_replaced_atomically() {
     assert!(!v["value"].as_array().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// Golden output per format over the shipped samples. Run with `AIHUNT_BLESS=1` to rewrite
+/// the files after an intended change, and review the diff.
+#[test]
+fn golden_outputs_per_format() {
+    for (format, file) in [("ndjson", "samples.ndjson"), ("xdr", "samples.xdr.json"), ("csv", "samples.csv"), ("sentinel", "samples.sentinel.json")] {
+        let got = scan_env(&["scan", "-q", "-f", format, "fixtures/samples"]).stdout;
+        let path = fixture("expected").join(file);
+        if std::env::var_os("AIHUNT_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with AIHUNT_BLESS=1 to create it)", path.display()));
+        if got != want {
+            let g = String::from_utf8_lossy(&got);
+            let w = String::from_utf8_lossy(&want);
+            let first = g.lines().zip(w.lines()).position(|(a, b)| a != b).unwrap_or(g.lines().count().min(w.lines().count()));
+            panic!(
+                "{format} output differs from {} at line {}:\n got: {}\nwant: {}",
+                path.display(),
+                first + 1,
+                g.lines().nth(first).unwrap_or("<end>"),
+                w.lines().nth(first).unwrap_or("<end>")
+            );
+        }
+    }
+}
+
+#[test]
+fn jq_reads_every_json_format() {
+    let Ok(jq) = which_jq() else {
+        panic!("jq is needed for this test (.ci/run installs it)");
+    };
+    for format in ["ndjson", "xdr", "sentinel"] {
+        let out = scan_env(&["scan", "-q", "-f", format, "fixtures/samples"]).stdout;
+        let mut child = std::process::Command::new(&jq)
+            .args(["-e", "."])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&out).unwrap();
+        let res = child.wait_with_output().unwrap();
+        assert!(res.status.success(), "jq rejected {format}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+}
+
+fn which_jq() -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path).map(|d| d.join("jq")).find(|p| p.is_file()).ok_or(())
+}
