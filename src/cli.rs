@@ -159,6 +159,10 @@ pub struct ScanArgs {
     /// Write one Graph-incident-shaped summary per incident to FILE at the end.
     #[arg(long, value_name = "FILE")]
     pub incidents: Option<PathBuf>,
+    /// Folder of threat-intelligence lists: tor-exit-nodes.txt, suspicious-ips.txt,
+    /// malicious-urls.txt, suspicious-user-agents.txt (one entry per line, `#` comments).
+    #[arg(long, value_name = "DIR")]
+    pub intel: Option<PathBuf>,
     /// The `serviceSource` value written in alerts.
     #[arg(long, value_name = "NAME", default_value = "unknown")]
     pub service_source: String,

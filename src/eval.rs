@@ -36,7 +36,7 @@ struct Tally {
 
 pub fn run(dir: &Path, rules: &RuleArgs, as_json: bool, show_missed: usize) -> Result<Outcome> {
     let set = crate::rules_cmd::load_rules(rules, true)?;
-    let engine = Engine::new(Arc::new(set));
+    let engine = Engine::new(Arc::new(set), Arc::new(crate::intel::Intel::defaults()));
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

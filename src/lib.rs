@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod input;
+pub mod intel;
 pub mod pipeline;
 pub mod record;
 pub mod report;

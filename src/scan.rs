@@ -36,7 +36,11 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     let config = InputConfig::from_args(&args.input)?;
     let rules = crate::rules_cmd::load_rules(&args.rules, config.quiet)?;
     let rules_loaded = rules.rules.len() as u64;
-    let engine = Arc::new(Engine::new(Arc::new(rules)));
+    let intel = match &args.intel {
+        Some(dir) => crate::intel::Intel::load(dir)?,
+        None => crate::intel::Intel::defaults(),
+    };
+    let engine = Arc::new(Engine::new(Arc::new(rules), Arc::new(intel)));
     let now = scan_time()?;
     let ctx = AlertContext { created: now.to_string(), no_redact: args.no_redact, service_source: args.service_source.clone() };
     let suppressions = match &args.suppress {

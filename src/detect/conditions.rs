@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
+use crate::intel::{Confidence, Intel};
 use crate::record::{FilterTarget, Record};
 
 /// The record fields a condition may name.
@@ -45,6 +46,8 @@ pub enum Test {
     Contains(Vec<String>),
     Matches(Regex),
     Exists(bool),
+    /// The value is in an `--intel` list.
+    InList(String),
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +58,7 @@ pub struct Condition {
 
 impl Condition {
     /// The first field value that satisfies the condition (its evidence), or `None`.
-    pub fn eval(&self, r: &Record) -> Option<String> {
+    pub fn eval(&self, r: &Record, intel: &Intel) -> Option<String> {
         let values = field_values(r, self.field);
         match &self.test {
             Test::Exists(want) => (values.is_empty() != *want).then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
@@ -71,6 +74,12 @@ impl Condition {
                 })
                 .map(Cow::into_owned),
             Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)).map(Cow::into_owned),
+            Test::InList(list) => values.into_iter().find_map(|v| {
+                intel.lookup(list, &v).map(|c| match c {
+                    Confidence::Exact => v.into_owned(),
+                    Confidence::MaskedPrefix => format!("{v} (masked; its /24 is listed)"),
+                })
+            }),
         }
     }
 }

@@ -8,14 +8,17 @@
 pub mod conditions;
 pub mod decode;
 pub mod normalize;
+pub mod urls;
+pub mod validators;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use crate::intel::Intel;
 use crate::record::{Record, Surface};
-use crate::rules::{Rule, RuleSet, Severity, TextView, Threat};
+use crate::rules::{Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, Validate};
 use normalize::{View, ViewOrigin};
 
 /// Texts longer than this are matched on their first part only, bounding time per record.
@@ -58,6 +61,7 @@ pub struct Finding {
 
 pub struct Engine {
     rules: Arc<RuleSet>,
+    intel: Arc<Intel>,
     prefilter: Option<AhoCorasick>,
     /// Keyword pattern id → rules that list the keyword.
     keyword_rules: Vec<Vec<usize>>,
@@ -68,14 +72,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(rules: Arc<RuleSet>) -> Engine {
+    pub fn new(rules: Arc<RuleSet>, intel: Arc<Intel>) -> Engine {
         let mut keywords: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
         let mut field_rules = Vec::new();
         for (i, rule) in rules.rules.iter().enumerate() {
             if rule.pattern.is_none() {
-                field_rules.push(i);
+                if rule.check.is_none() {
+                    field_rules.push(i);
+                }
                 continue;
             }
             if rule.keywords.is_empty() {
@@ -96,7 +102,7 @@ impl Engine {
         let prefilter = (!keywords.is_empty())
             .then(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&keywords).ok())
             .flatten();
-        Engine { rules, prefilter, keyword_rules, always, field_rules }
+        Engine { rules, intel, prefilter, keyword_rules, always, field_rules }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -127,9 +133,10 @@ impl Engine {
                 self.match_view(record, &view, span.surface, span_index, &wanted, &mut hit, &mut done, &mut out);
             }
         }
+        self.run_checks(record, &mut out);
         for &i in &self.field_rules {
             let rule = &self.rules.rules[i];
-            if let Some((field, value)) = conditions_hold(rule, record) {
+            if let Some((field, value)) = conditions_hold(rule, record, &self.intel) {
                 out.push(Detection {
                     rule: i,
                     surface: None,
@@ -173,24 +180,101 @@ impl Engine {
                 continue;
             }
             let rule = &self.rules.rules[i];
-            if !view_fits(rule, view) || (!rule.conditions.is_empty() && conditions_hold(rule, record).is_none()) {
+            if !view_fits(rule, view) || (!rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none()) {
                 continue;
             }
-            let Some(re) = &rule.pattern else { continue };
-            let found = re.find_iter(&view.text).find(|m| !rule.allow.iter().any(|a| a.is_match(m.as_str())));
-            if let Some(m) = found {
+            let Some(m) = self.find_valid(rule, &view.text) else { continue };
+            {
                 done.push((i, surface));
                 let hidden_text = matches!(view.origin, ViewOrigin::Decoded { .. } | ViewOrigin::Hidden { .. });
                 out.push(Detection {
                     rule: i,
                     surface: Some(surface),
                     span: Some(span_index),
-                    range: view.original_range(m.range()),
-                    matched: cap(m.as_str()),
+                    range: view.original_range(m.clone()),
+                    matched: cap(&view.text[m]),
                     revealed_by: view.origin.revealed_by(),
                     decoded: hidden_text.then(|| cap(&view.text)),
                     field: None,
                 });
+            }
+        }
+    }
+
+    /// The first match of a rule's pattern whose value passes the rule's allow list and
+    /// validators, as a byte range of `text` (the validated group when the rule names one).
+    /// With `min_matches`, that many distinct valid values must be present.
+    fn find_valid(&self, rule: &Rule, text: &str) -> Option<Range<usize>> {
+        let re = rule.pattern.as_ref()?;
+        let group = rule.validate.as_ref().and_then(|v| v.group.as_deref());
+        let mut first: Option<Range<usize>> = None;
+        let mut distinct: Vec<&str> = Vec::new();
+        let need = rule.min_matches.max(1) as usize;
+        let mut candidates = 0usize;
+        for caps in re.captures_iter(text) {
+            // Bound the work a text full of near-misses can cause.
+            candidates += 1;
+            if candidates > 10_000 {
+                break;
+            }
+            let Some(m) = (match group {
+                Some(g) => caps.name(g),
+                None => caps.get(0),
+            }) else {
+                continue;
+            };
+            let whole = caps.get(0).map_or("", |w| w.as_str());
+            if rule.allow.iter().any(|a| a.is_match(whole)) {
+                continue;
+            }
+            if let Some(v) = &rule.validate {
+                if !self.passes(v, m.as_str()) {
+                    continue;
+                }
+            }
+            first.get_or_insert(m.range());
+            if need == 1 {
+                break;
+            }
+            if !distinct.contains(&m.as_str()) {
+                distinct.push(m.as_str());
+                if distinct.len() >= need {
+                    break;
+                }
+            }
+        }
+        if need > 1 && distinct.len() < need {
+            return None;
+        }
+        first
+    }
+
+    fn passes(&self, v: &Validate, value: &str) -> bool {
+        if let Some(min) = v.entropy {
+            if validators::entropy(value) < min {
+                return false;
+            }
+        }
+        let checksum_ok = match v.checksum {
+            None => true,
+            Some(Checksum::Luhn) => validators::luhn(value),
+            Some(Checksum::Iban) => validators::iban(value),
+            Some(Checksum::UsSsn) => validators::us_ssn(value),
+            Some(Checksum::Github) => validators::github_checksum(value),
+            Some(Checksum::Jwt) => validators::jwt(value),
+        };
+        checksum_ok && v.url.is_none_or(|t| urls::test(t, value, &self.intel))
+    }
+
+    /// Built-in checks: a model response that repeats the record's own system prompt.
+    fn run_checks(&self, record: &Record, out: &mut Vec<Detection>) {
+        for (i, rule) in self.rules.rules.iter().enumerate() {
+            let Some(Check::SystemPromptEcho) = rule.check else { continue };
+            if !rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none() {
+                continue;
+            }
+            if let Some(d) = system_prompt_echo(record, rule, i) {
+                out.push(d);
             }
         }
     }
@@ -301,10 +385,67 @@ fn renormalized(v: View) -> View {
     View::spanning(n.text, v.origin)
 }
 
-fn conditions_hold(rule: &Rule, record: &Record) -> Option<(&'static str, String)> {
+/// Shortest run of the system prompt that counts as leaked when a response repeats it.
+const ECHO_MIN: usize = 60;
+/// How much of each text the comparison reads.
+const ECHO_MAX_TEXT: usize = 64 << 10;
+
+/// Finds a response span that repeats at least `ECHO_MIN` characters of a system span, both
+/// compared in normalized form with runs of whitespace collapsed.
+fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Detection> {
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let system: Vec<String> = record
+        .surface(Surface::System)
+        .map(|t| collapse(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
+        .filter(|t| t.len() >= ECHO_MIN)
+        .collect();
+    if system.is_empty() {
+        return None;
+    }
+    // Overlapping windows of the system prompt, one every half window.
+    let mut windows: Vec<&str> = Vec::new();
+    for s in &system {
+        let mut start = 0;
+        while start + ECHO_MIN <= s.len() && windows.len() < 4096 {
+            let a = floor_boundary(s, start);
+            let b = floor_boundary(s, start + ECHO_MIN);
+            if b > a {
+                windows.push(&s[a..b]);
+            }
+            start += ECHO_MIN / 2;
+        }
+    }
+    let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).build(&windows).ok()?;
+    for (span_index, span) in record.surfaces.iter().enumerate() {
+        if !rule.surfaces.contains(&span.surface) {
+            continue;
+        }
+        let view = normalize::normalize(&span.text[..floor_boundary(&span.text, ECHO_MAX_TEXT)]);
+        // Match on the view with whitespace intact: windows hold single spaces, so compare
+        // against a collapsed copy and accept any hit.
+        let collapsed = collapse(&view.text);
+        if let Some(m) = ac.find(collapsed.as_str()) {
+            let leaked = &collapsed[m.range()];
+            let start = view.text.find(leaked.split(' ').next().unwrap_or(leaked)).unwrap_or(0);
+            return Some(Detection {
+                rule: index,
+                surface: Some(span.surface),
+                span: Some(span_index),
+                range: view.original_range(start..(start + leaked.len()).min(view.text.len())),
+                matched: cap(leaked),
+                revealed_by: None,
+                decoded: None,
+                field: None,
+            });
+        }
+    }
+    None
+}
+
+fn conditions_hold(rule: &Rule, record: &Record, intel: &Intel) -> Option<(&'static str, String)> {
     let mut first = None;
     for c in &rule.conditions {
-        let v = c.eval(record)?;
+        let v = c.eval(record, intel)?;
         first.get_or_insert((c.field, v));
     }
     first

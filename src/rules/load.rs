@@ -9,7 +9,7 @@ use std::path::Path;
 use regex::{Regex, RegexBuilder};
 
 use super::schema::{RawCondition, RawRule, RawRuleFile};
-use super::{surface_from_str, validate, Rule, RuleSet, Severity, TextView, Threat};
+use super::{surface_from_str, validate, Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, UrlTest, Validate};
 use crate::detect::conditions::{Condition, Test, FIELDS};
 
 /// The default rule pack, compiled into the binary.
@@ -148,14 +148,31 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         other => return Err(format!("unknown text view {other:?} (normalized, original, hidden, decoded)")),
     };
     let conditions = raw.condition.into_iter().map(compile_condition).collect::<Result<Vec<_>, _>>()?;
-    if raw.pattern.is_none() && conditions.is_empty() {
-        return Err("a rule needs a pattern, a condition, or both".into());
+    let check = match raw.check.as_deref() {
+        None => None,
+        Some("system_prompt_echo") => Some(Check::SystemPromptEcho),
+        Some(other) => return Err(format!("unknown check {other:?} (system_prompt_echo)")),
+    };
+    if check.is_some() && raw.pattern.is_some() {
+        return Err("a rule has a pattern or a check, not both".into());
     }
-    if raw.pattern.is_some() && surfaces.is_empty() {
-        return Err("a pattern rule must name the surfaces it reads".into());
+    let reads_text = raw.pattern.is_some() || check.is_some();
+    if !reads_text && conditions.is_empty() {
+        return Err("a rule needs a pattern, a check, a condition, or a combination".into());
     }
-    if raw.pattern.is_none() && !surfaces.is_empty() {
-        return Err("surfaces only apply to pattern rules".into());
+    if reads_text && surfaces.is_empty() {
+        return Err("a pattern or check rule must name the surfaces it reads".into());
+    }
+    if !reads_text && !surfaces.is_empty() {
+        return Err("surfaces only apply to pattern and check rules".into());
+    }
+    let validate = match raw.validate {
+        Some(v) => Some(compile_validate(v, raw.pattern.as_deref())?),
+        None => None,
+    };
+    let min_matches = raw.min_matches.unwrap_or(1);
+    if min_matches == 0 || (min_matches > 1 && raw.pattern.is_none()) {
+        return Err("min_matches must be at least 1, and above 1 only with a pattern".into());
     }
     let keywords: Vec<String> = raw.keywords.iter().map(|k| k.trim().to_lowercase()).collect();
     // One ASCII character is no prefilter; one emoji or symbol of several bytes is.
@@ -211,6 +228,9 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         view,
         decoded: raw.decoded.unwrap_or(true),
         conditions,
+        validate,
+        min_matches,
+        check,
         allow,
         weight,
         alert_type,
@@ -219,8 +239,16 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         tags: raw.tags,
         examples_match: examples.should_match,
         examples_no_match: examples.no_match,
+        examples_intel: examples_intel(&examples.intel)?,
         file: file.to_owned(),
     })
+}
+
+fn examples_intel(map: &BTreeMap<String, Vec<String>>) -> Result<Vec<(String, String)>, String> {
+    let pairs: Vec<(String, String)> =
+        map.iter().flat_map(|(list, entries)| entries.iter().map(move |e| (list.clone(), e.clone()))).collect();
+    crate::intel::Intel::with_entries(&pairs).map_err(|e| format!("examples.intel: {e}"))?;
+    Ok(pairs)
 }
 
 /// Compiles a rule regex with limits that keep hostile-looking patterns from exhausting
@@ -232,6 +260,45 @@ pub fn build_regex(p: &str, case_insensitive: bool) -> Result<Regex, String> {
         .dfa_size_limit(8 << 20)
         .build()
         .map_err(|e| one_line(&e.to_string()))
+}
+
+fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>) -> Result<Validate, String> {
+    let Some(pattern) = pattern else { return Err("validate needs a pattern".into()) };
+    if let Some(g) = &v.group {
+        let re = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+        if !re.capture_names().flatten().any(|n| n == g) {
+            return Err(format!("validate.group {g:?} is not a named group of the pattern"));
+        }
+    }
+    if let Some(e) = v.entropy {
+        if !(0.0..=8.0).contains(&e) {
+            return Err("validate.entropy must be between 0 and 8 bits per character".into());
+        }
+    }
+    let checksum = match v.checksum.as_deref() {
+        None => None,
+        Some("luhn") => Some(Checksum::Luhn),
+        Some("iban") => Some(Checksum::Iban),
+        Some("us_ssn") => Some(Checksum::UsSsn),
+        Some("github") => Some(Checksum::Github),
+        Some("jwt") => Some(Checksum::Jwt),
+        Some(other) => return Err(format!("unknown checksum {other:?} (luhn, iban, us_ssn, github, jwt)")),
+    };
+    let url = match v.url.as_deref() {
+        None => None,
+        Some("intel") => Some(UrlTest::Intel),
+        Some("ip_host") => Some(UrlTest::IpHost),
+        Some("punycode") => Some(UrlTest::Punycode),
+        Some("mixed_script_host") => Some(UrlTest::MixedScriptHost),
+        Some("userinfo") => Some(UrlTest::Userinfo),
+        Some("brand_impersonation") => Some(UrlTest::BrandImpersonation),
+        Some(other) => {
+            return Err(format!(
+                "unknown url test {other:?} (intel, ip_host, punycode, mixed_script_host, userinfo, brand_impersonation)"
+            ))
+        }
+    };
+    Ok(Validate { group: v.group, entropy: v.entropy, checksum, url })
 }
 
 fn compile_condition(c: RawCondition) -> Result<Condition, String> {
@@ -256,9 +323,15 @@ fn compile_condition(c: RawCondition) -> Result<Condition, String> {
     if let Some(e) = c.exists {
         tests.push(Test::Exists(e));
     }
+    if let Some(list) = c.in_list {
+        if !crate::intel::LIST_FILES.iter().any(|(name, _)| *name == list) {
+            return Err(format!("condition on {field}: unknown list {list:?}"));
+        }
+        tests.push(Test::InList(list));
+    }
     match tests.len() {
         1 => Ok(Condition { field, test: tests.remove(0) }),
-        0 => Err(format!("condition on {field} has no test (any_of, not_any_of, contains, matches, exists)")),
+        0 => Err(format!("condition on {field} has no test (any_of, not_any_of, contains, matches, exists, in_list)")),
         _ => Err(format!("condition on {field} has more than one test; use one condition per test")),
     }
 }

@@ -141,6 +141,47 @@ pub enum TextView {
     Decoded,
 }
 
+/// Checks a matched value must pass.
+#[derive(Debug, Clone, Default)]
+pub struct Validate {
+    pub group: Option<String>,
+    pub entropy: Option<f64>,
+    pub checksum: Option<Checksum>,
+    pub url: Option<UrlTest>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    Luhn,
+    Iban,
+    UsSsn,
+    Github,
+    Jwt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlTest {
+    /// Listed in `malicious-urls` (domain, subdomain or URL prefix).
+    Intel,
+    /// The host is a public IP address.
+    IpHost,
+    /// A host label is punycode (`xn--`).
+    Punycode,
+    /// The host mixes Latin with look-alike letters of other scripts.
+    MixedScriptHost,
+    /// Something that looks like a domain before an `@` in the authority.
+    Userinfo,
+    /// A well-known brand in a host that is not the brand's own domain.
+    BrandImpersonation,
+}
+
+/// Built-in comparisons that are not a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The response repeats a long run of the record's own system prompt.
+    SystemPromptEcho,
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -156,6 +197,9 @@ pub struct Rule {
     pub view: TextView,
     pub decoded: bool,
     pub conditions: Vec<Condition>,
+    pub validate: Option<Validate>,
+    pub min_matches: u32,
+    pub check: Option<Check>,
     pub allow: Vec<Regex>,
     pub weight: f64,
     pub alert_type: String,
@@ -164,6 +208,8 @@ pub struct Rule {
     pub tags: Vec<String>,
     pub examples_match: Vec<String>,
     pub examples_no_match: Vec<String>,
+    /// `(list, entry)` intelligence the examples assume.
+    pub examples_intel: Vec<(String, String)>,
     /// Where the rule was loaded from (`<embedded>/jailbreak.toml` or a path).
     pub file: String,
 }

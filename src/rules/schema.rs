@@ -37,6 +37,12 @@ pub struct RawRule {
     /// Record-field conditions; all must hold.
     #[serde(default)]
     pub condition: Vec<RawCondition>,
+    /// Checks the matched value must pass (entropy, checksums, URL tests).
+    pub validate: Option<RawValidate>,
+    /// Distinct matches needed on one surface before the rule fires (default 1).
+    pub min_matches: Option<u32>,
+    /// A built-in comparison instead of a pattern (`system_prompt_echo`).
+    pub check: Option<String>,
     /// Matches whose text matches one of these regexes are dropped.
     #[serde(default)]
     pub allow: Vec<String>,
@@ -61,6 +67,9 @@ pub struct RawExamples {
     /// Texts the rule must not match.
     #[serde(default)]
     pub no_match: Vec<String>,
+    /// Threat-intelligence entries the examples assume, by list name.
+    #[serde(default)]
+    pub intel: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `field` plus exactly one test.
@@ -73,6 +82,22 @@ pub struct RawCondition {
     pub contains: Option<Vec<String>>,
     pub matches: Option<String>,
     pub exists: Option<bool>,
+    /// A list of the `--intel` folder: `tor-exit-nodes`, `suspicious-ips`, `malicious-urls`,
+    /// `suspicious-user-agents`.
+    pub in_list: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidate {
+    /// Named capture group holding the value to check (and to redact); default: the match.
+    pub group: Option<String>,
+    /// Minimum Shannon entropy in bits per character.
+    pub entropy: Option<f64>,
+    /// `luhn`, `iban`, `us_ssn`, `github`, `jwt`.
+    pub checksum: Option<String>,
+    /// `intel`, `ip_host`, `punycode`, `mixed_script_host`, `userinfo`, `brand_impersonation`.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -156,7 +156,8 @@ pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
     let mut failures = Vec::new();
     for rule in &rules.rules {
         let single = RuleSet { rules: vec![rule.clone()], thresholds: rules.thresholds.clone() };
-        let engine = Engine::new(Arc::new(single));
+        let intel = crate::intel::Intel::with_entries(&rule.examples_intel).unwrap_or_default();
+        let engine = Engine::new(Arc::new(single), Arc::new(intel));
         for (texts, expected) in [(&rule.examples_match, true), (&rule.examples_no_match, false)] {
             for text in texts {
                 ran += 1;
