@@ -16,8 +16,16 @@ use crate::detect::conditions::{Condition, Test, FIELDS};
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("ascii_smuggling.toml", include_str!("../../rules/ascii_smuggling.toml")),
     ("azure_verdicts.toml", include_str!("../../rules/azure_verdicts.toml")),
+    ("control_plane.toml", include_str!("../../rules/control_plane.toml")),
+    ("credentials.toml", include_str!("../../rules/credentials.toml")),
+    ("data_poisoning.toml", include_str!("../../rules/data_poisoning.toml")),
     ("indirect_injection.toml", include_str!("../../rules/indirect_injection.toml")),
     ("jailbreak.toml", include_str!("../../rules/jailbreak.toml")),
+    ("metadata.toml", include_str!("../../rules/metadata.toml")),
+    ("phishing.toml", include_str!("../../rules/phishing.toml")),
+    ("recon_leakage.toml", include_str!("../../rules/recon_leakage.toml")),
+    ("sensitive_data.toml", include_str!("../../rules/sensitive_data.toml")),
+    ("tool_invocation.toml", include_str!("../../rules/tool_invocation.toml")),
 ];
 
 /// A rule (or file) that could not be loaded.
