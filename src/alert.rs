@@ -64,9 +64,19 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
     let mut rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
     rule_ids.dedup();
     let surface_name = finding.surface.map(Surface::as_str).unwrap_or("record");
+    // A control-plane operation logs a Start and a Success event with one correlation id: both
+    // describe one operation, so they share one id (and the second is not written again).
+    let day = record.time.map(|t| t.to_string()).unwrap_or_default().chars().take(10).collect::<String>();
+    let identity = match (finding.threat, &record.correlation_id) {
+        (Threat::ControlPlane, Some(corr)) => format!("op:{corr}:{}", record.operation.as_deref().unwrap_or("").to_ascii_lowercase()),
+        // Who-called signals hold for every request of that caller: one alert per caller, rule
+        // and day, not one per request.
+        (Threat::SuspiciousUserAgent | Threat::AnonymizedIp | Threat::SuspiciousIp, _) => format!("caller:{day}"),
+        _ => record.record_hash.clone(),
+    };
     let id = format!(
         "aih-{}",
-        record_hash(&format!("{}\u{0}{}\u{0}{}\u{0}{}", rule_ids.join(","), record.record_hash, surface_name, primary.matched))
+        record_hash(&format!("{}\u{0}{}\u{0}{}\u{0}{}", rule_ids.join(","), identity, surface_name, primary.matched))
     );
     let time = record.time.map(|t| t.to_string()).unwrap_or_else(|| ctx.created.clone());
     let (entity_kind, entity) = primary_entity(record);
@@ -76,7 +86,7 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
         entity_kind,
         entity: entity.clone(),
     };
-    let title = title(finding.threat, record);
+    let title = title(finding.threat, record, &rule.title);
     let mut mitre: Vec<String> = Vec::new();
     let mut atlas: Vec<String> = Vec::new();
     for d in &finding.detections {
@@ -150,7 +160,7 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
         "status": "new",
         "classification": "unknown",
         "determination": "unknown",
-        "category": category(finding.threat),
+        "category": rule.category.as_deref().unwrap_or(category(finding.threat)),
         "mitreTechniques": mitre,
         "productName": "aihunt",
         "detectionSource": "customDetection",
@@ -308,8 +318,10 @@ fn target(r: &Record) -> Option<String> {
         .or_else(|| r.model.clone().map(|m| format!("model {m}")))
 }
 
-fn title(threat: Threat, r: &Record) -> String {
+fn title(threat: Threat, r: &Record, rule_title: &str) -> String {
     let what = match threat {
+        // Control-plane rules each name one operation; the rule's title says which.
+        Threat::ControlPlane => rule_title,
         Threat::Jailbreak => "Jailbreak attempt",
         Threat::IndirectPromptInjection => "Indirect prompt injection",
         Threat::AsciiSmuggling => "ASCII smuggling (hidden or invisible text)",
@@ -321,7 +333,6 @@ fn title(threat: Threat, r: &Record) -> String {
         Threat::SuspiciousIp => "Access from a suspicious IP",
         Threat::WalletAttack => "Suspected wallet attack",
         Threat::AccessAnomaly => "Access anomaly",
-        Threat::ControlPlane => "Risky control-plane operation",
         Threat::AnomalousToolInvocation => "Dangerous tool invocation",
         Threat::Reconnaissance => "LLM reconnaissance attempt",
         Threat::InstructionLeakage => "System instructions leaked",

@@ -70,8 +70,20 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
             }
         }
     };
-    let mut sink = AlertSink { writer: AlertWriter::new(format), fail_on, failing: 0, suppressed: 0, incidents: BTreeMap::new(), track_incidents: args.incidents.is_some() };
+    let mut sink = AlertSink {
+        writer: AlertWriter::new(format),
+        fail_on,
+        failing: 0,
+        suppressed: 0,
+        duplicates: 0,
+        seen: std::collections::HashSet::new(),
+        incidents: BTreeMap::new(),
+        track_incidents: args.incidents.is_some(),
+    };
     let done = run_reading(&config, work, &mut sink, rules_loaded)?;
+    if sink.duplicates > 0 && !config.quiet {
+        eprintln!("aihunt: {} duplicate alert(s) not written again (same id: the same record read twice, or another event of the same operation)", sink.duplicates);
+    }
     if sink.suppressed > 0 && !config.quiet {
         eprintln!("aihunt: {} alert(s) suppressed by {}", sink.suppressed, args.suppress.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
     }
@@ -103,6 +115,9 @@ struct AlertSink {
     fail_on: Option<Severity>,
     failing: u64,
     suppressed: u64,
+    duplicates: u64,
+    /// Alert ids already written this run (the 128-bit fingerprint), capped.
+    seen: std::collections::HashSet<u128>,
     incidents: BTreeMap<String, Incident>,
     track_incidents: bool,
 }
@@ -120,6 +135,8 @@ struct Incident {
 }
 
 const MAX_INCIDENT_ALERT_IDS: usize = 1000;
+/// Ids remembered for de-duplication (16 bytes each, about 64 MiB with overhead at the cap).
+const MAX_SEEN_IDS: usize = 2_000_000;
 
 impl Sink<Emitted> for AlertSink {
     fn begin(&mut self, out: &mut Output) -> std::io::Result<()> {
@@ -134,6 +151,15 @@ impl Sink<Emitted> for AlertSink {
             }
             Emitted::Alert(a) => a,
         };
+        if let Some(key) = a.meta.id.strip_prefix("aih-").and_then(|h| u128::from_str_radix(h, 16).ok()) {
+            if self.seen.contains(&key) {
+                self.duplicates += 1;
+                return Ok(());
+            }
+            if self.seen.len() < MAX_SEEN_IDS {
+                self.seen.insert(key);
+            }
+        }
         self.writer.write(out, &a.encoded)?;
         let m = &a.meta;
         stats.alerts += 1;

@@ -242,6 +242,11 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         allow,
         weight,
         alert_type,
+        category: match raw.category {
+            Some(c) if TACTICS.contains(&c.as_str()) => Some(c),
+            Some(c) => return Err(format!("category {c:?} is not a MITRE ATT&CK tactic ({})", TACTICS.join(", "))),
+            None => None,
+        },
         mitre: raw.mitre,
         atlas: raw.atlas,
         tags: raw.tags,
@@ -258,6 +263,13 @@ fn examples_intel(map: &BTreeMap<String, Vec<String>>) -> Result<Vec<(String, St
     crate::intel::Intel::with_entries(&pairs).map_err(|e| format!("examples.intel: {e}"))?;
     Ok(pairs)
 }
+
+/// MITRE ATT&CK tactics as Graph spells them in `category`.
+const TACTICS: &[&str] = &[
+    "Reconnaissance", "ResourceDevelopment", "InitialAccess", "Execution", "Persistence", "PrivilegeEscalation",
+    "DefenseEvasion", "CredentialAccess", "Discovery", "LateralMovement", "Collection", "CommandAndControl",
+    "Exfiltration", "Impact",
+];
 
 /// Compiles a rule regex with limits that keep hostile-looking patterns from exhausting
 /// memory and a lazy-DFA cache big enough to stay fast on Unicode classes.

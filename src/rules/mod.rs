@@ -203,6 +203,7 @@ pub struct Rule {
     pub allow: Vec<Regex>,
     pub weight: f64,
     pub alert_type: String,
+    pub category: Option<String>,
     pub mitre: Vec<String>,
     pub atlas: Vec<String>,
     pub tags: Vec<String>,

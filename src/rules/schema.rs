@@ -49,6 +49,8 @@ pub struct RawRule {
     pub weight: Option<f64>,
     /// Defender alert type reported for this rule (otherwise `AIHunt.<Threat>.Rule`).
     pub alert_type: Option<String>,
+    /// MITRE ATT&CK tactic for the alert's `category`, when the threat's default does not fit.
+    pub category: Option<String>,
     #[serde(default)]
     pub mitre: Vec<String>,
     #[serde(default)]

@@ -6,6 +6,7 @@ mod accounting;
 mod alerts;
 mod input;
 mod kinds;
+mod metadata;
 mod text_kinds;
 mod otel;
 mod rules;
