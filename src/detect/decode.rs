@@ -45,9 +45,36 @@ fn candidates() -> &'static [(&'static str, Regex); 3] {
     })
 }
 
+/// Whether a text can hold an encoded span at all: a `%XX` escape, or a run of 16 or more
+/// base64/hex alphabet characters. One pass over the bytes spares most texts three regex
+/// scans.
+fn may_hold_encoding(text: &[u8]) -> bool {
+    let mut run = 0usize;
+    for (i, &b) in text.iter().enumerate() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=') {
+            run += 1;
+            if run >= 16 {
+                return true;
+            }
+        } else {
+            // `\x41`-style hex and `0x` prefixes break runs; accept them as part of one.
+            if !(b == b'\\' && text.get(i + 1) == Some(&b'x')) && !(b.is_ascii_whitespace() && run > 0 && text.get(i + 1).is_some_and(u8::is_ascii_hexdigit)) {
+                run = 0;
+            }
+            if b == b'%' && text.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && text.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Decoded views of the encoded spans in `text`.
 pub fn decoded_views(text: &str) -> Vec<View> {
     let scan = &text[..floor_char_boundary(text, MAX_SCAN)];
+    if !may_hold_encoding(scan.as_bytes()) {
+        return Vec::new();
+    }
     let mut views = Vec::new();
     let mut taken: Vec<Range<usize>> = Vec::new();
     for (decoder, re) in candidates() {

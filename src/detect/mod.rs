@@ -347,7 +347,9 @@ fn view_fits(rule: &Rule, view: &View) -> bool {
 
 /// The views the wanted rules need of one text.
 fn views(text: &str, rules: &[Rule], wanted: &[usize]) -> Vec<View> {
-    let need = |v: TextView| wanted.iter().any(|&i| rules[i].view == v);
+    // Clean printable ASCII cannot hold what the special-character rules look for.
+    let plain = text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
+    let need = |v: TextView| wanted.iter().any(|&i| rules[i].view == v && !(plain && rules[i].needs_special_char));
     let need_decoded = wanted.iter().any(|&i| (rules[i].view == TextView::Normalized && rules[i].decoded) || rules[i].view == TextView::Decoded);
     let mut out = Vec::new();
     if need(TextView::Original) {
@@ -360,7 +362,11 @@ fn views(text: &str, rules: &[Rule], wanted: &[usize]) -> Vec<View> {
             out.push(leet);
         }
         if need_decoded {
-            out.push(normalize::rot13_view(&normalized));
+            // Rot13 text is gibberish to read: it only works on a model told to rotate it, so
+            // the prompt names the cipher. Reading every text backwards would double the scan.
+            if memchr::memmem::find(normalized.text.as_bytes(), b"rot").is_some() || normalized.text.contains("caesar") {
+                out.push(normalize::rot13_view(&normalized));
+            }
             for d in decode::decoded_views(text) {
                 out.push(renormalized(d));
             }

@@ -202,6 +202,12 @@ fn leet_letter(b: u8) -> Option<u8> {
 /// digits or symbols (`1gn0r3`, `pr3v10u5`); `None` when nothing would change.
 pub fn leet_view(v: &View) -> Option<View> {
     let bytes = v.text.as_bytes();
+    // Only texts that really write leet (a leet character between two letters, as in `1gn0r3`)
+    // get a leet reading; model names and ids such as `gpt-4o` or `mp3` do not.
+    let has_leet = bytes.windows(3).any(|w| w[0].is_ascii_alphabetic() && leet_letter(w[1]).is_some() && w[2].is_ascii_alphabetic());
+    if !has_leet {
+        return None;
+    }
     let mut out: Option<Vec<u8>> = None;
     let mut i = 0;
     while i < bytes.len() {

@@ -183,9 +183,10 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         return Err("min_matches must be at least 1, and above 1 only with a pattern".into());
     }
     let keywords: Vec<String> = raw.keywords.iter().map(|k| k.trim().to_lowercase()).collect();
-    // One ASCII character is no prefilter; one emoji or symbol of several bytes is.
-    if keywords.iter().any(|k| k.len() < 2) {
-        return Err("keywords must be at least 2 bytes".into());
+    // One letter or digit is no prefilter; one punctuation mark (rare in prose) or a symbol of
+    // several bytes is.
+    if keywords.iter().any(|k| k.is_empty() || (k.len() < 2 && k.bytes().all(|b| b.is_ascii_alphanumeric()))) {
+        return Err("keywords must be at least 2 bytes, or one punctuation character".into());
     }
     if raw.pattern.is_none() && !keywords.is_empty() {
         return Err("keywords only apply to pattern rules".into());
@@ -222,6 +223,8 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     if examples.should_match.is_empty() || examples.no_match.is_empty() {
         return Err("every rule needs [rule.examples] with at least one `match` and one `no_match`".into());
     }
+    let needs_special_char = view == TextView::Original
+        && raw.pattern.as_deref().is_some_and(|p| validate::needs_special_char(p).unwrap_or(false));
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
     Ok(Rule {
         id: raw.id,
@@ -235,6 +238,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         pattern,
         view,
         decoded: raw.decoded.unwrap_or(true),
+        needs_special_char,
         conditions,
         validate,
         min_matches,

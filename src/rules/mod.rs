@@ -196,6 +196,9 @@ pub struct Rule {
     pub pattern_source: Option<String>,
     pub view: TextView,
     pub decoded: bool,
+    /// Every match contains a non-ASCII or control character: the rule cannot match clean
+    /// printable ASCII text and is skipped there.
+    pub needs_special_char: bool,
     pub conditions: Vec<Condition>,
     pub validate: Option<Validate>,
     pub min_matches: u32,

@@ -29,7 +29,9 @@ fn contains_keyword(s: &str, keywords: &[String]) -> bool {
 fn proves(hir: &Hir, keywords: &[String]) -> bool {
     match hir.kind() {
         HirKind::Literal(lit) => String::from_utf8(lit.0.to_vec()).is_ok_and(|s| contains_keyword(&s.to_lowercase(), keywords)),
-        HirKind::Class(_) => single_char(hir).is_some_and(|c| contains_keyword(&c.to_string(), keywords)),
+        HirKind::Class(class) => {
+            single_char(hir).is_some_and(|c| contains_keyword(&c.to_string(), keywords)) || small_class_all_keywords(class, keywords)
+        }
         HirKind::Capture(cap) => proves(&cap.sub, keywords),
         HirKind::Repetition(rep) => rep.min >= 1 && proves(&rep.sub, keywords),
         HirKind::Alternation(alts) => alts.iter().all(|a| proves(a, keywords)),
@@ -97,6 +99,16 @@ fn fixed_prefix(hir: &Hir) -> String {
     }
 }
 
+/// A class of a few characters, each of which is a keyword itself (`[!\[]` with keywords
+/// `!` and `[`).
+fn small_class_all_keywords(class: &Class, keywords: &[String]) -> bool {
+    let chars: Vec<char> = match class {
+        Class::Unicode(u) => u.iter().flat_map(|r| r.start()..=r.end()).take(17).collect(),
+        Class::Bytes(b) => b.iter().flat_map(|r| r.start()..=r.end()).map(char::from).take(17).collect(),
+    };
+    chars.len() <= 16 && chars.iter().all(|c| contains_keyword(&c.to_lowercase().to_string(), keywords))
+}
+
 /// The one (lower-case) text a node always matches, if it has one.
 fn fixed_text(hir: &Hir) -> Option<String> {
     match hir.kind() {
@@ -138,6 +150,30 @@ fn single_char(hir: &Hir) -> Option<char> {
         .iter()
         .all(|c| c.to_lowercase().next() == Some(first) || matches!((first, c), ('k', '\u{212a}') | ('s', '\u{17f}')))
         .then_some(first)
+}
+
+/// True when every string `pattern` matches (as written, case-sensitively) contains a character
+/// outside printable ASCII (non-ASCII, or a control character other than tab and line breaks).
+pub fn needs_special_char(pattern: &str) -> Result<bool, String> {
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).map_err(|e| e.to_string())?;
+    Ok(special(&hir))
+}
+
+fn is_special(c: char) -> bool {
+    !c.is_ascii() || (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+fn special(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(lit) => String::from_utf8_lossy(&lit.0).chars().any(is_special),
+        HirKind::Class(Class::Unicode(u)) => u.iter().all(|r| (r.start()..=r.end()).all(is_special)),
+        HirKind::Class(Class::Bytes(b)) => b.iter().all(|r| (r.start()..=r.end()).all(|x| x >= 0x80 || is_special(x as char))),
+        HirKind::Capture(cap) => special(&cap.sub),
+        HirKind::Repetition(rep) => rep.min >= 1 && special(&rep.sub),
+        HirKind::Alternation(alts) => alts.iter().all(special),
+        HirKind::Concat(parts) => parts.iter().any(special),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
 }
 
 /// One example that did not behave as its rule says.
@@ -231,5 +267,13 @@ mod tests {
         assert!(!keywords_cover(r"[a-z]+ mode", &kw(&["dan"])).unwrap());
         assert!(keywords_cover(r"\bon(?:error|load|mouse\w+)\s*=", &kw(&["onerror", "onload", "onmouse"])).unwrap());
         assert!(!keywords_cover(r"\bon(?:error|load|blur)\s*=", &kw(&["onerror", "onload"])).unwrap());
+    }
+
+    #[test]
+    fn special_character_analysis() {
+        assert!(needs_special_char(r"[\x{200B}-\x{200D}]{8,}").unwrap());
+        assert!(needs_special_char(r"[A-Za-z][\x{200B}\x08]+[A-Za-z]").unwrap());
+        assert!(!needs_special_char(r"ignore|[\x{200B}]").unwrap());
+        assert!(!needs_special_char(r"[\x{200B}]*abc").unwrap());
     }
 }
