@@ -65,6 +65,8 @@ pub trait Sink<T> {
         Ok(())
     }
     fn item(&mut self, item: &T, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()>;
+    /// An input was read to where it ends (or failed): incremental scans record the position.
+    fn input_done(&mut self, _source: &crate::input::InputSource, _end: crate::pipeline::InputEnd, _failed: bool) {}
     fn finish(&mut self, _out: &mut Output) -> std::io::Result<()> {
         Ok(())
     }
@@ -91,14 +93,21 @@ where
     for e in &config.source_errors {
         ledger.error(&format!("{}: {}", e.path, e.error));
     }
-    let mut out = Output::create(config.output_path.as_deref())?;
+    let mut out = match &config.output_override {
+        Some(p) => Output::create(Some(p))?,
+        None => Output::create(config.output_path.as_deref())?,
+    };
     let broken = |e: std::io::Error| anyhow::Error::new(e).context("cannot write output");
     sink.begin(&mut out).map_err(broken)?;
     let outcome = pipeline::run(config.sources.clone(), config.pipeline, work, |event| {
-        if let Event::Batch(b) = &event {
-            for o in &b.outputs {
-                sink.item(o, &mut out, &mut ledger.stats)?;
+        match &event {
+            Event::Batch(b) => {
+                for o in &b.outputs {
+                    sink.item(o, &mut out, &mut ledger.stats)?;
+                }
             }
+            Event::InputDone { source, end, error, .. } => sink.input_done(source, *end, error.is_some()),
+            Event::Unjoined(_) => {}
         }
         ledger.record(event)
     });
@@ -163,7 +172,7 @@ impl Ledger {
                     eprintln!("aihunt: {} more unjoined chunk groups not shown (--rejects FILE lists them all)", self.hidden_in_input);
                 }
             }
-            Event::InputDone { source, bytes_read, error } => {
+            Event::InputDone { source, bytes_read, error, .. } => {
                 self.stats.bytes_read += bytes_read;
                 match error {
                     None => self.stats.files_read += 1,

@@ -130,9 +130,13 @@ pub struct InputArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Print only errors on stderr (no summary, no rejected-line messages).
+    /// Print only errors on stderr (no summary, no rejected-line messages, no progress).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// No progress bar (it is only ever drawn when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +167,19 @@ pub struct ScanArgs {
     /// malicious-urls.txt, suspicious-user-agents.txt (one entry per line, `#` comments).
     #[arg(long, value_name = "DIR")]
     pub intel: Option<PathBuf>,
+    /// Incremental scan: resume each file where the last run stopped, never write an alert id
+    /// twice within the dedupe window, survive being killed (see README "Running from cron").
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// With --state: how long an alert id is remembered (s, m, h, d, w).
+    #[arg(long, value_name = "SPAN", default_value = "7d")]
+    pub dedupe_window: String,
+    /// Only records at or after this time (RFC 3339, or a span back from now like 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records at or before this time (RFC 3339, or a span back from now).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// The `serviceSource` value written in alerts.
     #[arg(long, value_name = "NAME", default_value = "unknown")]
     pub service_source: String,

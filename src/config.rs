@@ -18,6 +18,8 @@ pub struct InputConfig {
     pub stats_path: Option<PathBuf>,
     pub rejects_path: Option<PathBuf>,
     pub output_path: Option<PathBuf>,
+    /// Where the output is really written (an incremental scan writes a pending file first).
+    pub output_override: Option<PathBuf>,
     pub max_reject_messages: usize,
     pub quiet: bool,
 }
@@ -41,10 +43,16 @@ impl InputConfig {
         Ok(InputConfig {
             sources,
             source_errors,
-            pipeline: PipelineOptions { threads, max_line_bytes: args.max_line_bytes, parse: ParseOptions { force_kind } },
+            pipeline: PipelineOptions {
+                threads,
+                max_line_bytes: args.max_line_bytes,
+                parse: ParseOptions { force_kind },
+                hold_incomplete_tail: false,
+            },
             stats_path: args.stats.clone(),
             rejects_path: args.rejects.clone(),
             output_path: args.output.clone(),
+            output_override: None,
             max_reject_messages: args.max_reject_messages,
             quiet: args.quiet,
         })

@@ -19,5 +19,6 @@ pub mod report;
 pub mod rules;
 pub mod rules_cmd;
 pub mod scan;
+pub mod state;
 pub mod stats;
 pub mod suppress;

@@ -25,6 +25,22 @@ pub struct PipelineOptions {
     pub threads: usize,
     pub max_line_bytes: usize,
     pub parse: ParseOptions,
+    /// Incremental scans leave an unterminated last line (and an unclosed JSON document) for the
+    /// next run instead of rejecting it as truncated.
+    pub hold_incomplete_tail: bool,
+}
+
+/// Where an input stopped: what an incremental scan stores to resume from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InputEnd {
+    /// Stream offset just past the last complete line read.
+    pub offset: u64,
+    pub line: u64,
+    /// A trailing incomplete line was left for the next run.
+    pub held_tail: bool,
+    /// A JSON document was still open: resume from `offset` would start inside it, so the next
+    /// run must read the input from the beginning.
+    pub document_open: bool,
 }
 
 /// A frame or record that was not turned into a Record.
@@ -42,7 +58,7 @@ pub enum Event<'a, T> {
     /// A batch of one input was processed: its accounting, rejections and outputs.
     Batch(&'a BatchResult<T>),
     /// An input is done: it was read to its end, or `error` says why not.
-    InputDone { source: &'a InputSource, bytes_read: u64, error: Option<&'a io::Error> },
+    InputDone { source: &'a InputSource, bytes_read: u64, error: Option<&'a io::Error>, end: InputEnd },
     /// After the last input: chunked LLM-log messages that never became whole.
     Unjoined(&'a [RejectNotice]),
 }
@@ -63,12 +79,12 @@ pub struct BatchResult<T> {
 
 enum Job {
     Batch { source: Arc<InputSource>, batch: FrameBatch },
-    Done { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error> },
+    Done { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error>, end: InputEnd },
 }
 
 enum Done<T> {
     Batch(BatchResult<T>),
-    Input { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error> },
+    Input { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error>, end: InputEnd },
 }
 
 /// Runs every input through framing, parsing and `work` (in parallel), handing results to
@@ -110,13 +126,13 @@ where
                 pool.spawn(move || {
                     let done = match job {
                         Job::Batch { source, batch } => Done::Batch(process(source, batch, opts.parse, &*work)),
-                        Job::Done { source, bytes_read, error } => Done::Input { source, bytes_read, error },
+                        Job::Done { source, bytes_read, error, end } => Done::Input { source, bytes_read, error, end },
                     };
                     let _ = tx.send((this, done));
                 });
                 true
             };
-            read_all(sources, opts.max_line_bytes, dispatch);
+            read_all(sources, opts.max_line_bytes, opts.hold_incomplete_tail, dispatch);
         })?
     };
     drop(done_tx);
@@ -152,8 +168,8 @@ where
                     join_chunks(&mut joiner, b, work);
                     consume(Event::Batch(b))?
                 }
-                Done::Input { source, bytes_read, error } => {
-                    consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref() })?
+                Done::Input { source, bytes_read, error, end } => {
+                    consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref(), end: *end })?
                 }
             }
         }
@@ -214,22 +230,24 @@ fn unjoined_notice(g: UnjoinedGroup) -> RejectNotice {
 
 /// Reads every input in order and hands batches (and an end marker per input) to `dispatch`;
 /// stops when `dispatch` says the consumer has gone.
-fn read_all(sources: Vec<InputSource>, max_line: usize, mut dispatch: impl FnMut(Job) -> bool) {
+fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dispatch: impl FnMut(Job) -> bool) {
     for source in sources {
         let source = Arc::new(source);
-        let reader = match input::open(&source) {
-            Ok(r) => r,
+        let (offset, line) = source.resume.unwrap_or((0, 0));
+        let start = InputEnd { offset, line, ..InputEnd::default() };
+        let opened = input::open(&source).and_then(|r| LineReader::new(r, max_line).hold_tail(hold_tail).resume(offset, line));
+        let mut lines = match opened {
+            Ok(l) => l,
             Err(error) => {
-                if !dispatch(Job::Done { source, bytes_read: 0, error: Some(error) }) {
+                if !dispatch(Job::Done { source, bytes_read: 0, error: Some(error), end: start }) {
                     return;
                 }
                 continue;
             }
         };
-        let mut lines = LineReader::new(reader, max_line);
         let mut framer = Framer::new(max_line);
         let mut batch = FrameBatch::default();
-        let mut last_line = 0;
+        let mut last_line = line;
         while let Some(line) = lines.next_line() {
             last_line = match &line {
                 Line::Text { no, .. } | Line::TooLong { no, .. } => *no,
@@ -242,12 +260,17 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, mut dispatch: impl FnMut
                 }
             }
         }
-        framer.finish(last_line, &mut batch);
+        let document_open = hold_tail && framer.in_document();
+        if !document_open {
+            framer.finish(last_line, &mut batch);
+        }
         if !batch.is_empty() && !dispatch(Job::Batch { source: Arc::clone(&source), batch }) {
             return;
         }
         let error = lines.take_error();
-        if !dispatch(Job::Done { source, bytes_read: lines.bytes_read(), error }) {
+        let end = InputEnd { offset: lines.consumed(), line: lines.line_no(), held_tail: lines.held_tail(), document_open };
+        let bytes_read = lines.bytes_read().saturating_sub(offset);
+        if !dispatch(Job::Done { source, bytes_read, error, end }) {
             return;
         }
     }

@@ -25,6 +25,8 @@ use crate::suppress::Suppressions;
 pub enum Emitted {
     Alert(Box<AlertItem>),
     Suppressed,
+    /// A record outside --since / --until.
+    OutsideTime,
 }
 
 pub struct AlertItem {
@@ -33,7 +35,42 @@ pub struct AlertItem {
 }
 
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
-    let config = InputConfig::from_args(&args.input)?;
+    let mut config = InputConfig::from_args(&args.input)?;
+    let now = scan_time()?;
+    let since = args.since.as_deref().map(|s| crate::state::parse_time_bound(s, now)).transpose().context("--since")?;
+    let until = args.until.as_deref().map(|s| crate::state::parse_time_bound(s, now)).transpose().context("--until")?;
+    let window = crate::state::parse_duration(&args.dedupe_window).context("--dedupe-window")?;
+    let mut state = match &args.state {
+        Some(p) => Some(crate::state::StateFile::open(p)?),
+        None => None,
+    };
+    let mut pending: Option<crate::state::PendingOutput> = None;
+    if let Some(st) = state.as_mut() {
+        config.pipeline.hold_incomplete_tail = true;
+        let plan = st.plan(&mut config.sources);
+        if !config.quiet {
+            eprintln!(
+                "aihunt: state: {} file(s) resumed, {} new, {} read again from the start",
+                plan.resumed,
+                plan.new_files,
+                plan.reread.len()
+            );
+            for f in &plan.reread {
+                eprintln!("aihunt: state: {} was replaced or shrank since the last run; reading it again", terminal::escape(f));
+            }
+        }
+        if let Some(dest) = config.output_path.clone().filter(|p| p.as_os_str() != "-" && std::fs::metadata(p).map_or(true, |m| m.is_file())) {
+            // A name of its own per run: the pending file of a run killed before it saved the
+            // state must never be mistaken for the one the state names.
+            let run_id = format!("{}-{:x}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
+            let mut name = dest.as_os_str().to_owned();
+            name.push(format!(".aihunt-pending-{run_id}"));
+            let pending_path = std::path::PathBuf::from(name);
+            remove_stale_pending(&dest);
+            config.output_override = Some(pending_path.clone());
+            pending = Some(crate::state::PendingOutput { pending: pending_path, dest });
+        }
+    }
     let rules = crate::rules_cmd::load_rules(&args.rules, config.quiet)?;
     let rules_loaded = rules.rules.len() as u64;
     let intel = match &args.intel {
@@ -41,7 +78,6 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         None => crate::intel::Intel::defaults(),
     };
     let engine = Arc::new(Engine::new(Arc::new(rules), Arc::new(intel)));
-    let now = scan_time()?;
     let ctx = AlertContext { created: now.to_string(), no_redact: args.no_redact, service_source: args.service_source.clone() };
     let suppressions = match &args.suppress {
         Some(p) => {
@@ -59,6 +95,12 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     let work = {
         let engine = Arc::clone(&engine);
         move |record: &Record, out: &mut Vec<Emitted>| {
+            if let Some(t) = record.time {
+                if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
+                    out.push(Emitted::OutsideTime);
+                    return;
+                }
+            }
             for finding in engine.findings(record) {
                 let built = alert::build(&engine, record, &finding, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
@@ -79,8 +121,28 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         seen: std::collections::HashSet::new(),
         incidents: BTreeMap::new(),
         track_incidents: args.incidents.is_some(),
+        state,
+        new_ids: Vec::new(),
+        already_emitted: 0,
+        held_tails: 0,
     };
     let done = run_reading(&config, work, &mut sink, rules_loaded)?;
+    if let Some(mut st) = sink.state.take() {
+        // Output first (it is complete in its pending file), then the state that names it,
+        // then the rename: see src/state.rs for why this order loses and repeats nothing.
+        st.save(&sink.new_ids, now, window, pending.clone())?;
+        if let Some(p) = &pending {
+            std::fs::rename(&p.pending, &p.dest).with_context(|| format!("cannot move output into {}", p.dest.display()))?;
+        }
+        if !config.quiet {
+            if sink.already_emitted > 0 {
+                eprintln!("aihunt: state: {} alert(s) were already written by an earlier run and were not written again", sink.already_emitted);
+            }
+            if sink.held_tails > 0 {
+                eprintln!("aihunt: state: {} file(s) end in an incomplete line, left for the next run", sink.held_tails);
+            }
+        }
+    }
     if sink.duplicates > 0 && !config.quiet {
         eprintln!("aihunt: {} duplicate alert(s) not written again (same id: the same record read twice, or another event of the same operation)", sink.duplicates);
     }
@@ -97,6 +159,24 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// Removes pending outputs that killed runs left next to `dest` (the state no longer names
+/// them: the one it named was finished when the state was opened).
+fn remove_stale_pending(dest: &std::path::Path) {
+    let Some(name) = dest.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let prefix = format!("{name}.aihunt-pending-");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The scan time for `createdDateTime`: `SOURCE_DATE_EPOCH` when set (reproducible output).
@@ -118,6 +198,11 @@ struct AlertSink {
     duplicates: u64,
     /// Alert ids already written this run (the 128-bit fingerprint), capped.
     seen: std::collections::HashSet<u128>,
+    state: Option<crate::state::StateFile>,
+    /// Ids written this run, for the state.
+    new_ids: Vec<String>,
+    already_emitted: u64,
+    held_tails: u64,
     incidents: BTreeMap<String, Incident>,
     track_incidents: bool,
 }
@@ -149,8 +234,18 @@ impl Sink<Emitted> for AlertSink {
                 self.suppressed += 1;
                 return Ok(());
             }
+            Emitted::OutsideTime => {
+                stats.records_outside_time_range += 1;
+                return Ok(());
+            }
             Emitted::Alert(a) => a,
         };
+        if let Some(st) = &self.state {
+            if st.already_emitted(&a.meta.id) {
+                self.already_emitted += 1;
+                return Ok(());
+            }
+        }
         if let Some(key) = a.meta.id.strip_prefix("aih-").and_then(|h| u128::from_str_radix(h, 16).ok()) {
             if self.seen.contains(&key) {
                 self.duplicates += 1;
@@ -162,6 +257,9 @@ impl Sink<Emitted> for AlertSink {
         }
         self.writer.write(out, &a.encoded)?;
         let m = &a.meta;
+        if self.state.is_some() {
+            self.new_ids.push(m.id.clone());
+        }
         stats.alerts += 1;
         *stats.alerts_by_threat.entry(m.threat.as_str().to_owned()).or_default() += 1;
         *stats.alerts_by_severity.entry(m.severity.as_str().to_owned()).or_default() += 1;
@@ -192,6 +290,15 @@ impl Sink<Emitted> for AlertSink {
             }
         }
         Ok(())
+    }
+
+    fn input_done(&mut self, source: &crate::input::InputSource, end: crate::pipeline::InputEnd, failed: bool) {
+        if let Some(st) = self.state.as_mut() {
+            st.input_done(source, end, failed);
+            if end.held_tail {
+                self.held_tails += 1;
+            }
+        }
     }
 
     fn finish(&mut self, out: &mut Output) -> std::io::Result<()> {

@@ -31,6 +31,8 @@ pub struct RunStats {
     pub lines_repaired_utf8: u64,
     /// Lines from which NUL bytes were removed.
     pub lines_nul_stripped: u64,
+    /// Records left out by --since / --until.
+    pub records_outside_time_range: u64,
     pub alerts: u64,
     pub alerts_by_threat: BTreeMap<String, u64>,
     pub alerts_by_severity: BTreeMap<String, u64>,

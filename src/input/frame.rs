@@ -147,6 +147,11 @@ impl Framer {
         }
     }
 
+    /// True while a pretty-printed JSON document is open (its end not yet read).
+    pub fn in_document(&self) -> bool {
+        self.mode == Mode::Document
+    }
+
     /// Ends the input: a document still open is reported as truncated.
     pub fn finish(&mut self, last_line: u64, batch: &mut FrameBatch) {
         if self.mode == Mode::Document {

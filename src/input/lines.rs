@@ -24,6 +24,12 @@ pub struct LineReader<R> {
     line_no: u64,
     max_line: usize,
     bytes_read: u64,
+    /// Stream offset just past the last line returned with its newline.
+    consumed: u64,
+    /// Leave a last line without a newline unread (a blob still being appended to): an
+    /// incremental scan picks it up complete next time.
+    hold_tail: bool,
+    held_tail: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -38,7 +44,51 @@ impl<R: Read> LineReader<R> {
             line_no: 0,
             max_line,
             bytes_read: 0,
+            consumed: 0,
+            hold_tail: false,
+            held_tail: false,
         }
+    }
+
+    /// Starts reading at `offset` of the stream (bytes before it are read and dropped, since a
+    /// decompressed stream cannot seek), numbering lines after `line`.
+    pub fn resume(mut self, offset: u64, line: u64) -> std::io::Result<LineReader<R>> {
+        let mut left = offset;
+        let mut sink = vec![0u8; (1 << 16).min(offset as usize).max(1)];
+        while left > 0 {
+            let want = sink.len().min(left as usize);
+            let n = match self.src.read(&mut sink[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            left -= n as u64;
+        }
+        self.bytes_read = offset - left;
+        self.consumed = self.bytes_read;
+        self.line_no = line;
+        Ok(self)
+    }
+
+    pub fn hold_tail(mut self, hold: bool) -> LineReader<R> {
+        self.hold_tail = hold;
+        self
+    }
+
+    /// Stream offset just past the last complete line: where the next incremental run resumes.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The number of the last line returned.
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// True when a last line without a newline was left for the next run.
+    pub fn held_tail(&self) -> bool {
+        self.held_tail
     }
 
     /// Bytes consumed from the (decompressed) stream so far.
@@ -58,10 +108,12 @@ impl<R: Read> LineReader<R> {
                     // The whole line is in the buffer but over the cap.
                     let no = self.next_no();
                     self.pos += i + 1;
+                    self.consumed += (i + 1) as u64;
                     return Some(Line::TooLong { no, len: i as u64, terminated: true });
                 }
                 let start = self.pos;
                 self.pos += i + 1;
+                self.consumed += (i + 1) as u64;
                 let no = self.next_no();
                 return Some(Line::Text { no, bytes: trim_line(&self.buf[start..start + i], no), terminated: true });
             }
@@ -71,6 +123,11 @@ impl<R: Read> LineReader<R> {
             }
             if self.eof {
                 if pending == 0 {
+                    return None;
+                }
+                if self.hold_tail && self.error.is_none() {
+                    self.held_tail = true;
+                    self.pos = self.len;
                     return None;
                 }
                 let start = self.pos;
@@ -134,6 +191,7 @@ impl<R: Read> LineReader<R> {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[..self.len]) {
                 len += i as u64;
                 self.pos = i + 1;
+                self.consumed += len + 1;
                 return Line::TooLong { no, len, terminated: true };
             }
             len += self.len as u64;

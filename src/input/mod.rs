@@ -17,6 +17,8 @@ pub struct InputSource {
     /// The path as the user gave it, joined with what the walk found below it; `-` for stdin.
     pub display: Arc<str>,
     pub location: Location,
+    /// Where an incremental scan resumes: (stream offset, lines before it).
+    pub resume: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,16 +40,16 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<InputSource>, Vec<InputError>) {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
     if paths.is_empty() {
-        sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin });
+        sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
     }
     for path in paths {
         if path.as_os_str() == "-" {
-            sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin });
+            sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
             continue;
         }
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => walk(path, &mut sources, &mut errors),
-            Ok(_) => sources.push(InputSource { display: display(path), location: Location::File(path.clone()) }),
+            Ok(_) => sources.push(InputSource { display: display(path), location: Location::File(path.clone()), resume: None }),
             Err(error) => errors.push(InputError { path: path.display().to_string(), error }),
         }
     }
@@ -58,7 +60,7 @@ fn walk(root: &Path, sources: &mut Vec<InputSource>, errors: &mut Vec<InputError
     for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
         match entry {
             Ok(e) if e.file_type().is_file() => {
-                sources.push(InputSource { display: display(e.path()), location: Location::File(e.into_path()) })
+                sources.push(InputSource { display: display(e.path()), location: Location::File(e.into_path()), resume: None })
             }
             Ok(_) => {}
             Err(err) => {

@@ -38,6 +38,9 @@ pub fn render(s: &RunStats) -> String {
             s.lines_nul_stripped
         );
     }
+    if s.records_outside_time_range > 0 {
+        let _ = writeln!(out, "  skipped  {} record(s) outside --since/--until", s.records_outside_time_range);
+    }
     let _ = writeln!(out, "  alerts   {}{}", s.alerts, counts(&s.alerts_by_severity));
     out
 }

@@ -4,6 +4,7 @@ mod util;
 
 mod accounting;
 mod alerts;
+mod incremental;
 mod input;
 mod kinds;
 mod metadata;
