@@ -98,6 +98,7 @@ where
         None => Output::create(config.output_path.as_deref())?,
     };
     let broken = |e: std::io::Error| anyhow::Error::new(e).context("cannot write output");
+    let mut progress = crate::report::progress::Progress::new(config.progress, &config.sources);
     sink.begin(&mut out).map_err(broken)?;
     let outcome = pipeline::run(config.sources.clone(), config.pipeline, work, |event| {
         match &event {
@@ -105,12 +106,17 @@ where
                 for o in &b.outputs {
                     sink.item(o, &mut out, &mut ledger.stats)?;
                 }
+                progress.batch(b.text_bytes, ledger.stats.records_parsed, ledger.stats.alerts);
             }
-            Event::InputDone { source, end, error, .. } => sink.input_done(source, *end, error.is_some()),
+            Event::InputDone { source, end, error, .. } => {
+                progress.file_done();
+                sink.input_done(source, *end, error.is_some())
+            }
             Event::Unjoined(_) => {}
         }
         ledger.record(event)
     });
+    progress.finish();
     outcome.map_err(broken)?;
     sink.finish(&mut out).map_err(broken)?;
     out.commit()?;

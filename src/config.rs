@@ -22,6 +22,7 @@ pub struct InputConfig {
     pub output_override: Option<PathBuf>,
     pub max_reject_messages: usize,
     pub quiet: bool,
+    pub progress: bool,
 }
 
 impl InputConfig {
@@ -55,6 +56,7 @@ impl InputConfig {
             output_override: None,
             max_reject_messages: args.max_reject_messages,
             quiet: args.quiet,
+            progress: !args.quiet && !args.no_progress,
         })
     }
 }

@@ -65,6 +65,8 @@ pub enum Event<'a, T> {
 
 pub struct BatchResult<T> {
     pub source: Arc<InputSource>,
+    /// Bytes of JSON text the batch held (for progress).
+    pub text_bytes: u64,
     pub counts: LineCounts,
     pub lines_parsed: u64,
     /// Rejected lines by reason.
@@ -282,6 +284,7 @@ where
 {
     let mut out = BatchResult {
         source: Arc::clone(&source),
+        text_bytes: batch.arena.len() as u64,
         counts: batch.counts,
         lines_parsed: batch.counts.structural,
         lines_rejected: BTreeMap::new(),

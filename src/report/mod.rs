@@ -3,5 +3,6 @@
 
 pub mod formats;
 pub mod output;
+pub mod progress;
 pub mod summary;
 pub mod terminal;
