@@ -67,6 +67,8 @@ pub trait Sink<T> {
     fn item(&mut self, item: &T, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()>;
     /// An input was read to where it ends (or failed): incremental scans record the position.
     fn input_done(&mut self, _source: &crate::input::InputSource, _end: crate::pipeline::InputEnd, _failed: bool) {}
+    /// Rows of chunk groups still incomplete when an incremental scan ends.
+    fn pending_chunks(&mut self, _rows: &[crate::record::RowRef]) {}
     fn finish(&mut self, _out: &mut Output) -> std::io::Result<()> {
         Ok(())
     }
@@ -113,6 +115,7 @@ where
                 sink.input_done(source, *end, error.is_some())
             }
             Event::Unjoined(_) => {}
+            Event::PendingChunks(rows) => sink.pending_chunks(rows),
         }
         ledger.record(event)
     });
@@ -172,6 +175,8 @@ impl Ledger {
     fn record<T>(&mut self, event: Event<'_, T>) -> std::io::Result<()> {
         match event {
             Event::Batch(b) => self.batch(b)?,
+            // Rows an incremental scan reads again next run: nothing is lost, nothing to report.
+            Event::PendingChunks(_) => {}
             Event::Unjoined(notices) => {
                 self.rejections(notices)?;
                 if self.hidden_in_input > 0 && !self.quiet {

@@ -52,7 +52,7 @@ pub fn run(dir: &Path, rules: &RuleArgs, as_json: bool, show_missed: usize) -> R
         for (i, line) in text.lines().enumerate() {
             let Ok(sample) = serde_json::from_str::<Sample>(line) else { continue };
             let record_line = embed(&sample, in_response);
-            let parsed = parse_frame(&record_line, &file_name, i as u64 + 1, ParseOptions::default());
+            let parsed = parse_frame(&record_line, &file_name, i as u64 + 1, 0, ParseOptions::default());
             let mut threats: Vec<String> = Vec::new();
             for r in &parsed.records {
                 for f in engine.findings(r) {

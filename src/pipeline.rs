@@ -13,7 +13,7 @@ use crate::input::frame::{FrameBatch, FrameBody, Framer, LineCounts};
 use crate::input::lines::{Line, LineReader};
 use crate::input::{self, InputSource};
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined, LlmChunk, UnjoinedGroup};
-use crate::record::{parse_frame, ParseOptions, Record, RecordKind, RejectReason};
+use crate::record::{parse_frame, ParseOptions, Record, RecordKind, RejectReason, RowRef};
 
 /// Frame bytes per batch: large enough to amortise scheduling, small enough to keep latency
 /// and memory low.
@@ -61,6 +61,9 @@ pub enum Event<'a, T> {
     InputDone { source: &'a InputSource, bytes_read: u64, error: Option<&'a io::Error>, end: InputEnd },
     /// After the last input: chunked LLM-log messages that never became whole.
     Unjoined(&'a [RejectNotice]),
+    /// After the last input of an incremental scan: rows of chunk groups still waiting for
+    /// their other chunks, to be read again by the next run instead of being reported.
+    PendingChunks(&'a [RowRef]),
 }
 
 pub struct BatchResult<T> {
@@ -139,7 +142,7 @@ where
     };
     drop(done_tx);
 
-    let result = collect_in_order(&done_rx, &permit_tx, &*work_for_joins, &mut consume);
+    let result = collect_in_order(&done_rx, &permit_tx, &*work_for_joins, opts.hold_incomplete_tail, &mut consume);
     // On an early stop, unblock and drain the reader so it finishes and its thread ends.
     drop(permit_tx);
     drop(done_rx);
@@ -151,6 +154,7 @@ fn collect_in_order<T, W, C>(
     done_rx: &Receiver<(u64, Done<T>)>,
     permit_tx: &SyncSender<()>,
     work: &W,
+    hold_pending: bool,
     consume: &mut C,
 ) -> io::Result<()>
 where
@@ -176,7 +180,13 @@ where
             }
         }
     }
-    let unjoined: Vec<RejectNotice> = joiner.drain().into_iter().map(unjoined_notice).collect();
+    let open_groups = joiner.drain();
+    if hold_pending && !open_groups.is_empty() {
+        let rows: Vec<RowRef> = open_groups.into_iter().flat_map(|g| g.rows).collect();
+        consume(Event::PendingChunks(&rows))?;
+        return Ok(());
+    }
+    let unjoined: Vec<RejectNotice> = open_groups.into_iter().map(unjoined_notice).collect();
     if !unjoined.is_empty() {
         consume(Event::Unjoined(&unjoined))?;
     }
@@ -250,10 +260,13 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dis
         let mut framer = Framer::new(max_line);
         let mut batch = FrameBatch::default();
         let mut last_line = line;
-        while let Some(line) = lines.next_line() {
+        loop {
+            let start = lines.consumed();
+            let Some(line) = lines.next_line() else { break };
             last_line = match &line {
                 Line::Text { no, .. } | Line::TooLong { no, .. } => *no,
             };
+            batch.line_offsets.push((last_line, start));
             framer.push_line(line, &mut batch);
             if batch.arena.len() >= BATCH_BYTES || batch.frames.len() >= BATCH_FRAMES {
                 let full = std::mem::take(&mut batch);
@@ -308,7 +321,8 @@ where
         };
         let text = batch.text(range);
         // A bug reachable from hostile input must cost one record, not the scan.
-        let parsed = catch_unwind(AssertUnwindSafe(|| parse_frame(text, &source.display, frame.line, parse)));
+        let offset = batch.offset_of(frame.line).unwrap_or(0);
+        let parsed = catch_unwind(AssertUnwindSafe(|| parse_frame(text, &source.display, frame.line, offset, parse)));
         let parsed = match parsed {
             Ok(p) => p,
             Err(_) => {

@@ -125,6 +125,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         new_ids: Vec::new(),
         already_emitted: 0,
         held_tails: 0,
+        pending_chunk_rows: 0,
     };
     let done = run_reading(&config, work, &mut sink, rules_loaded)?;
     if let Some(mut st) = sink.state.take() {
@@ -137,6 +138,9 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         if !config.quiet {
             if sink.already_emitted > 0 {
                 eprintln!("aihunt: state: {} alert(s) were already written by an earlier run and were not written again", sink.already_emitted);
+            }
+            if sink.pending_chunk_rows > 0 {
+                eprintln!("aihunt: state: {} row(s) of LLM-log messages still missing chunks will be read again next run", sink.pending_chunk_rows);
             }
             if sink.held_tails > 0 {
                 eprintln!("aihunt: state: {} file(s) end in an incomplete line, left for the next run", sink.held_tails);
@@ -203,6 +207,7 @@ struct AlertSink {
     new_ids: Vec<String>,
     already_emitted: u64,
     held_tails: u64,
+    pending_chunk_rows: u64,
     incidents: BTreeMap<String, Incident>,
     track_incidents: bool,
 }
@@ -290,6 +295,13 @@ impl Sink<Emitted> for AlertSink {
             }
         }
         Ok(())
+    }
+
+    fn pending_chunks(&mut self, rows: &[crate::record::RowRef]) {
+        if let Some(st) = self.state.as_mut() {
+            st.rewind(rows);
+            self.pending_chunk_rows += rows.len() as u64;
+        }
     }
 
     fn input_done(&mut self, source: &crate::input::InputSource, end: crate::pipeline::InputEnd, failed: bool) {

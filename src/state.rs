@@ -161,6 +161,19 @@ impl StateFile {
         self.state.files.insert(key, FileState { identity, identity_bytes, size, offset, line });
     }
 
+    /// Moves files back to the earliest row of a chunk group that is still incomplete, so the
+    /// next run reads those rows again and can join them with the chunks still to come.
+    pub fn rewind(&mut self, rows: &[crate::record::RowRef]) {
+        for row in rows {
+            if let Some(f) = self.state.files.get_mut(&*row.source_file) {
+                if row.offset < f.offset {
+                    f.offset = row.offset;
+                    f.line = row.source_line.saturating_sub(1);
+                }
+            }
+        }
+    }
+
     /// Writes the new state atomically: emitted ids added, those older than `window` dropped.
     pub fn save(&mut self, new_ids: &[String], now: Timestamp, window: jiff::SignedDuration, pending: Option<PendingOutput>) -> Result<()> {
         let stamp = now.to_string();

@@ -52,9 +52,18 @@ pub struct FrameBatch {
     pub arena: Vec<u8>,
     pub frames: Vec<Frame>,
     pub counts: LineCounts,
+    /// (line, stream offset where it starts) for the batch's lines, in order: where an
+    /// incremental scan must resume to read a row again.
+    pub line_offsets: Vec<(u64, u64)>,
 }
 
 impl FrameBatch {
+    /// The stream offset where `line` starts, when the batch saw it.
+    pub fn offset_of(&self, line: u64) -> Option<u64> {
+        let i = self.line_offsets.partition_point(|(l, _)| *l < line);
+        self.line_offsets.get(i).filter(|(l, _)| *l == line).map(|(_, o)| *o)
+    }
+
     pub fn text(&self, range: &Range<usize>) -> &str {
         // The framer only stores UTF-8 (repaired when it was not).
         std::str::from_utf8(&self.arena[range.clone()]).unwrap_or_default()

@@ -426,6 +426,7 @@ fn apply_sse(text: &str, origin: &str, r: &mut Record) {
         file: r.source_file.clone(),
         line: r.source_line,
         index: None,
+        offset: 0,
     });
     for line in text.lines() {
         let Some(data) = line.strip_prefix("data:") else { continue };

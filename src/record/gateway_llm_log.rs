@@ -60,7 +60,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
                 side,
                 seq,
                 text,
-                row: RowRef { source_file: at.file.clone(), source_line: at.line },
+                row: RowRef { source_file: at.file.clone(), source_line: at.line, offset: at.offset },
                 template: metadata_only(&row),
             }),
             // Without a correlation id a chunk cannot be joined: read what it holds as is.

@@ -31,6 +31,8 @@ pub struct LlmChunk {
 #[derive(Debug, Clone)]
 pub struct UnjoinedGroup {
     pub row: RowRef,
+    /// Every row of the group seen so far.
+    pub rows: Vec<RowRef>,
     pub reason: RejectReason,
     pub detail: String,
 }
@@ -165,15 +167,12 @@ impl ChunkJoiner {
 
 fn unjoined(key: &(String, bool), g: Group, why: String) -> UnjoinedGroup {
     let seqs: Vec<String> = g.chunks.keys().map(|s| s.to_string()).collect();
-    let row = g
-        .chunks
-        .into_values()
-        .next()
-        .map(|(_, r, _)| r)
-        .unwrap_or(RowRef { source_file: Arc::from("-"), source_line: 0 });
+    let rows: Vec<RowRef> = g.chunks.into_values().map(|(_, r, _)| r).collect();
+    let row = rows.first().cloned().unwrap_or(RowRef { source_file: Arc::from("-"), source_line: 0, offset: 0 });
     let side = if key.1 { "response" } else { "request" };
     UnjoinedGroup {
         row,
+        rows,
         reason: RejectReason::IncompleteChunks,
         detail: format!(
             "{side} messages of correlation id {} not joined ({why}); chunks seen: sequence {}",

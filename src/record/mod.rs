@@ -457,6 +457,9 @@ impl Record {
 pub struct RowRef {
     pub source_file: Arc<str>,
     pub source_line: u64,
+    /// Stream offset where the row starts (for incremental scans; not written out).
+    #[serde(skip)]
+    pub offset: u64,
 }
 
 /// Where a record sits in the input.
@@ -465,6 +468,8 @@ pub struct RecordOrigin {
     pub file: Arc<str>,
     pub line: u64,
     pub index: Option<u32>,
+    /// Stream offset where the record's first line starts.
+    pub offset: u64,
 }
 
 /// Why a frame or record was not turned into a Record. Each reason is a stable snake_case
@@ -533,7 +538,7 @@ pub struct ParseOptions {
 
 /// Parses one framed JSON text (a line, or one element of a JSON document) into records.
 /// Wrappers (`{"records":[...]}`, `{"value":[...]}`, arrays) expand to their elements.
-pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -> FrameRecords {
+pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions) -> FrameRecords {
     let mut out = FrameRecords::default();
     let raw: &serde_json::value::RawValue = match serde_json::from_str(text) {
         Ok(r) => r,
@@ -552,13 +557,13 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, opts: ParseOptions) -
                 }
             };
             match wrapper_items(&obj) {
-                Some((items, format)) => expand(items, format, file, line, opts, &mut out),
-                None => adapt_one(raw, &obj, None, None, file, line, opts, &mut out),
+                Some((items, format)) => expand(items, format, file, line, offset, opts, &mut out),
+                None => adapt_one(raw, &obj, None, None, file, line, offset, opts, &mut out),
             }
         }
         JsonType::Array => {
             let items = json::array(raw).unwrap_or_default();
-            expand(items, None, file, line, opts, &mut out);
+            expand(items, None, file, line, offset, opts, &mut out);
         }
         other => out.rejections.push(Rejection {
             reason: RejectReason::NotAnObject,
@@ -614,13 +619,14 @@ fn expand(
     format: Option<SourceFormat>,
     file: &Arc<str>,
     line: u64,
+    offset: u64,
     opts: ParseOptions,
     out: &mut FrameRecords,
 ) {
     for (i, item) in items.into_iter().enumerate() {
         let index = Some(i as u32);
         match Obj::from_raw(item) {
-            Some(obj) => adapt_one(item, &obj, format, index, file, line, opts, out),
+            Some(obj) => adapt_one(item, &obj, format, index, file, line, offset, opts, out),
             None => out.rejections.push(Rejection {
                 reason: RejectReason::NotAnObject,
                 index,
@@ -638,6 +644,7 @@ fn adapt_one(
     index: Option<u32>,
     file: &Arc<str>,
     line: u64,
+    offset: u64,
     opts: ParseOptions,
     out: &mut FrameRecords,
 ) {
@@ -645,7 +652,7 @@ fn adapt_one(
         Some(k) => Ok(k),
         None => classify(obj),
     };
-    let origin = RecordOrigin { file: file.clone(), line, index };
+    let origin = RecordOrigin { file: file.clone(), line, index, offset };
     let kind = match kind {
         Ok(k) => k,
         Err(e) => {

@@ -90,7 +90,7 @@ fn read_batch(batches: &[&RawValue], signal: Signal, at: &RecordOrigin, out: &mu
                 continue;
             };
             for item in scope.get(item_key).and_then(array).unwrap_or_default() {
-                let item_at = RecordOrigin { file: at.file.clone(), line: at.line, index: Some(index) };
+                let item_at = RecordOrigin { file: at.file.clone(), line: at.line, index: Some(index), offset: at.offset };
                 match Obj::from_raw(item) {
                     Some(o) => {
                         let mut r = match signal {

@@ -217,10 +217,10 @@ pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
 fn example_matches(engine: &Engine, rule: &Rule, text: &str) -> bool {
     let file: Arc<str> = Arc::from("<example>");
     let records: Vec<Record> = if rule.pattern.is_none() {
-        crate::record::parse_frame(text, &file, 1, Default::default()).records
+        crate::record::parse_frame(text, &file, 1, 0, Default::default()).records
     } else {
         let surface = rule.surfaces.first().copied().unwrap_or(Surface::UserPrompt);
-        let at = RecordOrigin { file: file.clone(), line: 1, index: None };
+        let at = RecordOrigin { file: file.clone(), line: 1, index: None, offset: 0 };
         let mut r = Record::new(RecordKind::ChatExchange, SourceFormat::App, &at);
         r.surfaces.push(TextSpan { surface, origin: "example".into(), text: text.to_owned(), truncated: false });
         if rule.view != TextView::Original && !rule.conditions.is_empty() {
