@@ -591,9 +591,8 @@ mod tests {
         let mut batch = FrameBatch::default();
         let mut last = 0;
         while let Some(line) = reader.next_line() {
-            if let Line::Text { no, .. } | Line::TooLong { no, .. } = line {
-                last = no;
-            }
+            let (Line::Text { no, .. } | Line::TooLong { no, .. }) = line;
+            last = no;
             framer.push_line(line, &mut batch);
         }
         framer.finish(last, &mut batch);

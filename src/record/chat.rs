@@ -585,7 +585,7 @@ mod tests {
     use std::sync::Arc;
 
     fn rec() -> Record {
-        Record::new(RecordKind::GatewayLog, SourceFormat::Storage, &RecordOrigin { file: Arc::from("t"), line: 1, index: None })
+        Record::new(RecordKind::GatewayLog, SourceFormat::Storage, &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 })
     }
 
     fn texts(r: &Record, s: Surface) -> Vec<String> {

@@ -188,13 +188,13 @@ mod tests {
     use crate::record::{RecordKind, RecordOrigin, SourceFormat};
 
     fn chunk(corr: &str, seq: i64, text: &str) -> LlmChunk {
-        let at = RecordOrigin { file: Arc::from("f"), line: seq as u64 + 10, index: None };
+        let at = RecordOrigin { file: Arc::from("f"), line: seq as u64 + 10, index: None, offset: 0 };
         LlmChunk {
             correlation_id: corr.into(),
             side: Side::Request,
             seq,
             text: text.into(),
-            row: RowRef { source_file: at.file.clone(), source_line: at.line },
+            row: RowRef { source_file: at.file.clone(), source_line: at.line, offset: 0 },
             template: Record::new(RecordKind::GatewayLlmLog, SourceFormat::Storage, &at),
         }
     }

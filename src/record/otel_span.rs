@@ -893,7 +893,7 @@ mod tests {
     fn records(text: &str) -> FrameRecords {
         let obj = Obj::parse(text).unwrap();
         let mut out = FrameRecords::default();
-        adapt(&obj, &RecordOrigin { file: Arc::from("t"), line: 1, index: None }, &mut out);
+        adapt(&obj, &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 }, &mut out);
         out
     }
 
