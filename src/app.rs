@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Inspect(args) => inspect(&args.input),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
         Command::Eval { dir, rules, json, show_missed } => crate::eval::run(&dir, &rules, json, show_missed),
+        Command::Gen { output, size_mb, seed } => crate::gen::run(&output, size_mb, seed),
     }
 }
 

@@ -31,6 +31,17 @@ pub enum Command {
     /// List, validate and test detection rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Write a benchmark corpus of realistic mixed traffic (deterministic for a seed).
+    Gen {
+        /// Output file (JSON Lines).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        /// About this many megabytes.
+        #[arg(long, value_name = "MB", default_value_t = 100)]
+        size_mb: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Measure detection quality on labelled corpora (JSON Lines with id, text, label).
     Eval {
         /// Folder of `*.jsonl` corpora (for example ../shared/eval-dev).

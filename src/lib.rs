@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod gen;
 pub mod input;
 pub mod intel;
 pub mod pipeline;

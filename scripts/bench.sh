@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Throughput comparison on one generated corpus: aihunt (1 and 2 threads) against ripgrep with
+# aihunt's own prefilter keywords, and jq parsing every line. Prints MB/s, ratios and peak RSS
+# (GNU time). Usage: scripts/bench.sh [MB] (default 200); needs rg, jq and /usr/bin/time, which
+# it installs from Debian's packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MB="${1:-200}"
+WORK="${BENCH_DIR:-/tmp/aihunt-bench}"
+mkdir -p "$WORK"
+
+need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need rg ripgrep
+need jq jq
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+cargo build --release --quiet
+BIN=target/release/aihunt
+CORPUS="$WORK/corpus-${MB}mb.jsonl"
+[ -f "$CORPUS" ] || "$BIN" gen -o "$CORPUS" --size-mb "$MB" --seed 42
+"$BIN" rules list --keywords > "$WORK/keywords.txt"
+BYTES=$(stat -c %s "$CORPUS")
+cat "$CORPUS" > /dev/null   # warm the page cache
+
+# run NAME CMD...: best of 3 wall times, peak RSS of the best run.
+run() {
+    local name=$1; shift
+    local best="" rss=""
+    for _ in 1 2 3; do
+        /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" > /dev/null 2>&1 || true
+        read -r secs kb < "$WORK/time.txt"
+        if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; rss=$kb; fi
+    done
+    local mbs; mbs=$(awk "BEGIN{printf \"%.1f\", $BYTES/1e6/($best>0?$best:0.001)}")
+    printf '%-34s %8.2f s %9s MB/s %8d MB RSS\n' "$name" "$best" "$mbs" $((rss / 1024))
+    echo "$name $best" >> "$WORK/results.txt"
+}
+
+: > "$WORK/results.txt"
+echo "corpus: $CORPUS ($((BYTES / 1000000)) MB), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+run "aihunt scan -j1 -f ndjson"        "$BIN" scan -q -j 1 -f ndjson --fail-on never "$CORPUS"
+run "aihunt scan -j2 -f ndjson"        "$BIN" scan -q -j 2 -f ndjson --fail-on never "$CORPUS"
+run "rg -c -F -i -f KEYWORDS"          rg -c -F -i -f "$WORK/keywords.txt" "$CORPUS"
+run "jq -c ."                          jq -c . "$CORPUS"
+run "aihunt scan (one line, startup)"  "$BIN" scan -q --fail-on never fixtures/samples/insights-logs-audit
+
+t() { awk -v n="$1" '$0 ~ "^"n" " {print $NF}' "$WORK/results.txt"; }
+j1=$(t "aihunt scan -j1"); j2=$(t "aihunt scan -j2"); rg_t=$(t "rg -c"); jq_t=$(t "jq -c")
+awk -v j1="$j1" -v j2="$j2" -v rg="$rg_t" -v jq="$jq_t" 'BEGIN {
+    printf "scaling 1→2 threads: %.2fx   aihunt(-j2)/rg time: %.2fx   jq/aihunt(-j2) speed: %.2fx\n", j1/j2, j2/rg, jq/j2 }'
