@@ -9,3 +9,4 @@ mod kinds;
 mod text_kinds;
 mod otel;
 mod rules;
+mod secrets;
