@@ -120,7 +120,22 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
     put("deployment", json!(record.deployment));
     put("model", json!(record.model));
     put("surface", json!(surface_name));
-    if let Some(e) = prompt_evidence(record, primary, ctx.no_redact || !is_sensitive(finding.threat)) {
+    let keep_secret = ctx.no_redact || !is_sensitive(finding.threat);
+    // Other secrets and personal data matched in the same text (by this finding or by another
+    // sensitive rule) are redacted too when they fall inside the excerpt around the match.
+    // Sensitive findings are rare, so matching the record again here costs little.
+    let other_secrets: Vec<std::ops::Range<usize>> = if keep_secret || primary.span.is_none() {
+        Vec::new()
+    } else {
+        engine
+            .detections(record)
+            .into_iter()
+            .chain(finding.detections.iter().cloned())
+            .filter(|d| d.span == primary.span && is_sensitive(engine.rule(d.rule).threat))
+            .map(|d| d.range)
+            .collect()
+    };
+    if let Some(e) = prompt_evidence(record, primary, keep_secret, &other_secrets) {
         put("promptEvidence", json!(e));
     }
     if let Some(by) = primary.revealed_by {
@@ -227,8 +242,9 @@ fn is_sensitive(threat: Threat) -> bool {
 }
 
 /// A short excerpt of the original text around the match, the match marked «like this»,
-/// invisible and control characters shown as escapes, secrets redacted.
-fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool) -> Option<String> {
+/// invisible and control characters shown as escapes, secrets redacted (the match, and any
+/// of `other_secrets` that reach into the excerpt).
+fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool, other_secrets: &[std::ops::Range<usize>]) -> Option<String> {
     let span = record.surfaces.get(d.span?)?;
     let text = &span.text;
     let start = floor(text, d.range.start.min(text.len()));
@@ -240,11 +256,34 @@ fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool) -> Option<
     Some(format!(
         "{}{}«{}»{}{}",
         if before_start > 0 { "…" } else { "" },
-        terminal::escape(&text[before_start..start]),
+        escape_redacting(text, before_start, start, other_secrets),
         shown,
-        terminal::escape(&text[end..after_end]),
+        escape_redacting(text, end, after_end, other_secrets),
         if after_end < text.len() { "…" } else { "" }
     ))
+}
+
+/// `text[from..to]` escaped, with the parts of `secrets` inside it redacted.
+fn escape_redacting(text: &str, from: usize, to: usize, secrets: &[std::ops::Range<usize>]) -> String {
+    let mut cuts: Vec<(usize, usize)> = secrets
+        .iter()
+        .map(|r| (ceil(text, r.start.max(from).min(to)), floor(text, r.end.min(to).max(from))))
+        .filter(|(a, b)| a < b)
+        .collect();
+    cuts.sort_unstable();
+    let mut out = String::new();
+    let mut at = from;
+    for (a, b) in cuts {
+        let a = a.max(at);
+        if a >= b {
+            continue;
+        }
+        out.push_str(&terminal::escape(&text[at..a]));
+        out.push_str(&redact(&text[a..b]));
+        at = b;
+    }
+    out.push_str(&terminal::escape(&text[at..to]));
+    out
 }
 
 /// Keeps the first four characters of a secret so analysts can tell which key it was.

@@ -262,6 +262,9 @@ impl Engine {
             Some(Checksum::UsSsn) => validators::us_ssn(value),
             Some(Checksum::Github) => validators::github_checksum(value),
             Some(Checksum::Jwt) => validators::jwt(value),
+            Some(Checksum::UkNhs) => validators::uk_nhs(value),
+            Some(Checksum::EsDni) => validators::es_dni(value),
+            Some(Checksum::NlBsn) => validators::nl_bsn(value),
         };
         checksum_ok && v.url.is_none_or(|t| urls::test(t, value, &self.intel))
     }

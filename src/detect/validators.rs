@@ -1,6 +1,7 @@
 //! Checks that turn a pattern match into a finding only when the matched value is what it
 //! looks like: enough randomness for a secret, a valid checksum for a card, an IBAN, a US
-//! Social Security number or a GitHub token, a JWT whose header decodes.
+//! Social Security number, a UK NHS number, a Spanish DNI/NIE, a Dutch BSN or a GitHub token,
+//! a JWT whose header decodes.
 
 use base64::Engine as _;
 
@@ -73,6 +74,56 @@ pub fn us_ssn(s: &str) -> bool {
     let serial: u32 = digits[5..].parse().unwrap_or(0);
     let advertising = ["078051120", "219099999", "123456789"];
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !advertising.contains(&digits.as_str())
+}
+
+/// UK NHS number: 10 digits (spaces or dashes allowed); the weighted sum of the first nine
+/// (weights 10 down to 2) gives the tenth as `11 - sum % 11` (11 reads as 0, 10 is never
+/// issued).
+pub fn uk_nhs(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_digit(10)).collect::<Option<_>>().unwrap_or_default();
+    if digits.len() != 10 || digits.iter().all(|&d| d == digits[0]) {
+        return false;
+    }
+    let sum: u32 = digits[..9].iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+    let check = match 11 - sum % 11 {
+        11 => 0,
+        10 => return false,
+        c => c,
+    };
+    check == digits[9]
+}
+
+/// Spanish DNI (8 digits and a letter) or NIE (X, Y or Z, 7 digits and a letter): the letter
+/// is `TRWAGMYFPDXBNJZSQVHLCKE[number % 23]`, the NIE's leading X/Y/Z counting as 0/1/2.
+pub fn es_dni(s: &str) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let compact: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '.')).collect::<String>().to_ascii_uppercase();
+    if compact.len() != 9 || !compact.is_ascii() {
+        return false;
+    }
+    let (body, letter) = compact.split_at(8);
+    let body = match body.as_bytes()[0] {
+        b'X' => format!("0{}", &body[1..]),
+        b'Y' => format!("1{}", &body[1..]),
+        b'Z' => format!("2{}", &body[1..]),
+        _ => body.to_owned(),
+    };
+    if !body.bytes().all(|b| b.is_ascii_digit()) || body.bytes().all(|b| b == b'0') {
+        return false;
+    }
+    let Ok(n) = body.parse::<u32>() else { return false };
+    letter.as_bytes()[0] == LETTERS[(n % 23) as usize]
+}
+
+/// Dutch citizen service number (BSN): 9 digits passing the "elfproef", the weighted sum
+/// 9·d1 + 8·d2 + … + 2·d8 − d9 divisible by 11.
+pub fn nl_bsn(s: &str) -> bool {
+    let digits: Vec<i64> = s.chars().filter(|c| !matches!(c, ' ' | '-' | '.')).map(|c| c.to_digit(10).map(i64::from)).collect::<Option<_>>().unwrap_or_default();
+    if digits.len() != 9 || digits.iter().all(|&d| d == digits[0]) {
+        return false;
+    }
+    let sum: i64 = digits[..8].iter().zip((2..=9).rev()).map(|(d, w)| d * w).sum::<i64>() - digits[8];
+    sum % 11 == 0
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -149,5 +200,29 @@ mod tests {
         let mut broken = token.clone();
         broken.replace_range(10..11, "Z");
         assert!(!github_checksum(&broken));
+    }
+
+    #[test]
+    fn national_identifiers() {
+        // NHS: 943 476 591 → 9·10+4·9+3·8+4·7+7·6+6·5+5·4+9·3+1·2 = 299, 299 % 11 = 2, 11-2 = 9.
+        assert!(uk_nhs("943 476 5919"));
+        assert!(uk_nhs("943-476-5919"));
+        assert!(!uk_nhs("943 476 5918"));
+        assert!(!uk_nhs("1111111111"));
+        assert!(!uk_nhs("94347659"));
+        // DNI: 12345678 % 23 = 14 → Z; NIE X1234567 → 01234567 % 23 = 19 → L.
+        assert!(es_dni("12345678Z"));
+        assert!(es_dni("12345678-z"));
+        assert!(es_dni("X1234567L"));
+        assert!(!es_dni("12345678A"));
+        assert!(!es_dni("X1234567Z"));
+        assert!(!es_dni("00000000T"));
+        assert!(!es_dni("1234567Z"));
+        // BSN: 111222333 → 9+8+7+2·6+2·5+2·4+3·3+3·2 − 3 = 66, divisible by 11.
+        assert!(nl_bsn("111222333"));
+        assert!(nl_bsn("1112.22.333"));
+        assert!(!nl_bsn("111222334"));
+        assert!(!nl_bsn("999999999"));
+        assert!(!nl_bsn("11122233"));
     }
 }

@@ -306,7 +306,10 @@ fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>) -> Res
         Some("us_ssn") => Some(Checksum::UsSsn),
         Some("github") => Some(Checksum::Github),
         Some("jwt") => Some(Checksum::Jwt),
-        Some(other) => return Err(format!("unknown checksum {other:?} (luhn, iban, us_ssn, github, jwt)")),
+        Some("uk_nhs") => Some(Checksum::UkNhs),
+        Some("es_dni") => Some(Checksum::EsDni),
+        Some("nl_bsn") => Some(Checksum::NlBsn),
+        Some(other) => return Err(format!("unknown checksum {other:?} (luhn, iban, us_ssn, github, jwt, uk_nhs, es_dni, nl_bsn)")),
     };
     let url = match v.url.as_deref() {
         None => None,

@@ -157,6 +157,9 @@ pub enum Checksum {
     UsSsn,
     Github,
     Jwt,
+    UkNhs,
+    EsDni,
+    NlBsn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

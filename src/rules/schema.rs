@@ -96,7 +96,7 @@ pub struct RawValidate {
     pub group: Option<String>,
     /// Minimum Shannon entropy in bits per character.
     pub entropy: Option<f64>,
-    /// `luhn`, `iban`, `us_ssn`, `github`, `jwt`.
+    /// `luhn`, `iban`, `us_ssn`, `github`, `jwt`, `uk_nhs`, `es_dni`, `nl_bsn`.
     pub checksum: Option<String>,
     /// `intel`, `ip_host`, `punycode`, `mixed_script_host`, `userinfo`, `brand_impersonation`.
     pub url: Option<String>,

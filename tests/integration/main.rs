@@ -11,3 +11,4 @@ mod metadata;
 mod text_kinds;
 mod otel;
 mod rules;
+mod secrets;
