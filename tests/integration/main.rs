@@ -4,6 +4,7 @@ mod util;
 
 mod accounting;
 mod alerts;
+mod content_rules;
 mod input;
 mod kinds;
 mod text_kinds;
