@@ -317,6 +317,15 @@ impl Engine {
             }
         }
         groups.retain(|g| g.weight + 1e-9 >= self.rules.threshold(g.threat));
+        // Probing that comes with an attack on the same surface is part of that attack: the
+        // jailbreak (or injection) alert reports it, and a second, weaker alert would only
+        // repeat it.
+        let attacked: Vec<Option<Surface>> = groups
+            .iter()
+            .filter(|g| matches!(g.threat, Threat::Jailbreak | Threat::IndirectPromptInjection))
+            .map(|g| g.surface)
+            .collect();
+        groups.retain(|g| !(g.threat == Threat::Reconnaissance && attacked.contains(&g.surface)));
         for g in &mut groups {
             g.detections.sort_by(|a, b| self.rules.rules[a.rule].id.cmp(&self.rules.rules[b.rule].id));
         }

@@ -5,6 +5,7 @@ mod util;
 mod accounting;
 mod alerts;
 mod incremental;
+mod content_rules;
 mod input;
 mod kinds;
 mod metadata;
