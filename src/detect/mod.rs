@@ -69,6 +69,8 @@ pub struct Engine {
     always: Vec<usize>,
     /// Rules with conditions and no pattern.
     field_rules: Vec<usize>,
+    /// Pattern rules by the surface they read, in rule order.
+    by_surface: Vec<(Surface, Vec<usize>)>,
 }
 
 impl Engine {
@@ -102,7 +104,11 @@ impl Engine {
         let prefilter = (!keywords.is_empty())
             .then(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&keywords).ok())
             .flatten();
-        Engine { rules, intel, prefilter, keyword_rules, always, field_rules }
+        let by_surface = [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse]
+            .into_iter()
+            .map(|s| (s, (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect()))
+            .collect();
+        Engine { rules, intel, prefilter, keyword_rules, always, field_rules, by_surface }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -117,14 +123,11 @@ impl Engine {
     pub fn detections(&self, record: &Record) -> Vec<Detection> {
         let mut out = Vec::new();
         let mut hit = vec![false; self.rules.rules.len()];
-        let mut done: Vec<(usize, Surface)> = Vec::new();
+        // Which (rule, surface) pairs already matched: one per rule and surface is enough.
+        let mut done = vec![false; self.rules.rules.len() * SURFACES];
         for (span_index, span) in record.surfaces.iter().enumerate() {
-            let wanted: Vec<usize> = (0..self.rules.rules.len())
-                .filter(|&i| {
-                    let r = &self.rules.rules[i];
-                    r.pattern.is_some() && r.surfaces.contains(&span.surface) && !done.contains(&(i, span.surface))
-                })
-                .collect();
+            let for_surface = self.by_surface.iter().find(|(s, _)| *s == span.surface).map_or(&[][..], |(_, v)| v.as_slice());
+            let wanted: Vec<usize> = for_surface.iter().copied().filter(|&i| !done[slot(i, span.surface)]).collect();
             if wanted.is_empty() {
                 continue;
             }
@@ -161,7 +164,7 @@ impl Engine {
         span_index: usize,
         wanted: &[usize],
         hit: &mut [bool],
-        done: &mut Vec<(usize, Surface)>,
+        done: &mut [bool],
         out: &mut Vec<Detection>,
     ) {
         hit.iter_mut().for_each(|h| *h = false);
@@ -176,7 +179,7 @@ impl Engine {
             hit[i] = true;
         }
         for &i in wanted {
-            if !hit[i] || done.contains(&(i, surface)) {
+            if !hit[i] || done[slot(i, surface)] {
                 continue;
             }
             let rule = &self.rules.rules[i];
@@ -185,7 +188,7 @@ impl Engine {
             }
             let Some(m) = self.find_valid(rule, &view.text) else { continue };
             {
-                done.push((i, surface));
+                done[slot(i, surface)] = true;
                 let hidden_text = matches!(view.origin, ViewOrigin::Decoded { .. } | ViewOrigin::Hidden { .. });
                 out.push(Detection {
                     rule: i,
@@ -205,25 +208,28 @@ impl Engine {
     /// validators, as a byte range of `text` (the validated group when the rule names one).
     /// With `min_matches`, that many distinct valid values must be present.
     fn find_valid(&self, rule: &Rule, text: &str) -> Option<Range<usize>> {
-        let re = rule.pattern.as_ref()?;
+        let re = rule.pattern.as_ref()?.get()?;
         let group = rule.validate.as_ref().and_then(|v| v.group.as_deref());
         let mut first: Option<Range<usize>> = None;
         let mut distinct: Vec<&str> = Vec::new();
         let need = rule.min_matches.max(1) as usize;
         let mut candidates = 0usize;
-        for caps in re.captures_iter(text) {
+        for whole_match in re.find_iter(text) {
             // Bound the work a text full of near-misses can cause.
             candidates += 1;
             if candidates > 10_000 {
                 break;
             }
-            let Some(m) = (match group {
-                Some(g) => caps.name(g),
-                None => caps.get(0),
-            }) else {
-                continue;
+            // Capture groups cost a slower engine: only rules that validate a group pay it, and
+            // only on text the fast search already matched.
+            let m = match group {
+                None => whole_match,
+                Some(g) => match re.captures_at(text, whole_match.start()).and_then(|c| c.name(g)) {
+                    Some(m) if m.start() < whole_match.end() => m,
+                    _ => continue,
+                },
             };
-            let whole = caps.get(0).map_or("", |w| w.as_str());
+            let whole = whole_match.as_str();
             if rule.allow.iter().any(|a| a.is_match(whole)) {
                 continue;
             }
@@ -334,6 +340,12 @@ impl Engine {
     }
 }
 
+const SURFACES: usize = 6;
+
+fn slot(rule: usize, surface: Surface) -> usize {
+    rule * SURFACES + surface as usize
+}
+
 /// Prompt-attack language in retrieved documents or tool output is indirect injection: the
 /// user did not write it, the data did.
 pub fn effective_threat(threat: Threat, surface: Option<Surface>) -> Threat {
@@ -433,7 +445,12 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
             start += ECHO_MIN / 2;
         }
     }
-    let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).build(&windows).ok()?;
+    // A non-contiguous NFA builds in a fraction of a DFA's time; it is built per record.
+    let ac = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .build(&windows)
+        .ok()?;
     for (span_index, span) in record.surfaces.iter().enumerate() {
         if !rule.surfaces.contains(&span.surface) {
             continue;

@@ -174,8 +174,13 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     if !reads_text && !surfaces.is_empty() {
         return Err("surfaces only apply to pattern and check rules".into());
     }
+    // One parse serves every check on the pattern: parsing is most of what loading costs.
+    let hir = match &raw.pattern {
+        Some(p) => Some(regex_syntax::ParserBuilder::new().build().parse(p).map_err(|e| format!("pattern: {}", one_line(&e.to_string())))?),
+        None => None,
+    };
     let validate = match raw.validate {
-        Some(v) => Some(compile_validate(v, raw.pattern.as_deref())?),
+        Some(v) => Some(compile_validate(v, raw.pattern.as_deref(), hir.as_ref())?),
         None => None,
     };
     let min_matches = raw.min_matches.unwrap_or(1);
@@ -191,13 +196,31 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     if raw.pattern.is_none() && !keywords.is_empty() {
         return Err("keywords only apply to pattern rules".into());
     }
-    let pattern = match &raw.pattern {
-        Some(p) => Some(build_regex(p, view != TextView::Original).map_err(|e| format!("pattern: {e}"))?),
-        None => None,
+    let pattern = match (&raw.pattern, &hir) {
+        // The normalized, hidden and decoded views are lower case already, so their patterns
+        // are compiled as written: Unicode case folding of every class would make compiling
+        // the pack (startup) many times slower and matching no better.
+        (Some(p), Some(hir)) => {
+            if view != TextView::Original {
+                if let Some(upper) = validate::find_upper(hir) {
+                    return Err(format!(
+                        "pattern: {upper:?} has upper-case letters, but {} text is lower case; write the pattern in lower case",
+                        match view {
+                            TextView::Hidden => "hidden",
+                            TextView::Decoded => "decoded",
+                            _ => "normalized",
+                        }
+                    ));
+                }
+            }
+            // The (costly) compilation happens on first use.
+            Some(super::LazyRegex::new(p.clone(), false))
+        }
+        _ => None,
     };
-    if let Some(p) = &raw.pattern {
+    if let Some(hir) = &hir {
         if !keywords.is_empty() {
-            match validate::keywords_cover(p, &keywords) {
+            match Ok::<bool, String>(validate::keywords_cover_hir(hir, &keywords)) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(
@@ -224,7 +247,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         return Err("every rule needs [rule.examples] with at least one `match` and one `no_match`".into());
     }
     let needs_special_char = view == TextView::Original
-        && raw.pattern.as_deref().is_some_and(|p| validate::needs_special_char(p).unwrap_or(false));
+        && hir.as_ref().is_some_and(validate::special);
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
     Ok(Rule {
         id: raw.id,
@@ -286,11 +309,10 @@ pub fn build_regex(p: &str, case_insensitive: bool) -> Result<Regex, String> {
         .map_err(|e| one_line(&e.to_string()))
 }
 
-fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>) -> Result<Validate, String> {
-    let Some(pattern) = pattern else { return Err("validate needs a pattern".into()) };
+fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>, hir: Option<&regex_syntax::hir::Hir>) -> Result<Validate, String> {
+    let (Some(_), Some(hir)) = (pattern, hir) else { return Err("validate needs a pattern".into()) };
     if let Some(g) = &v.group {
-        let re = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
-        if !re.capture_names().flatten().any(|n| n == g) {
+        if !capture_names(hir).iter().any(|n| n == g) {
             return Err(format!("validate.group {g:?} is not a named group of the pattern"));
         }
     }
@@ -326,6 +348,20 @@ fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>) -> Res
         }
     };
     Ok(Validate { group: v.group, entropy: v.entropy, checksum, url })
+}
+
+fn capture_names(hir: &regex_syntax::hir::Hir) -> Vec<String> {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(c) => {
+            let mut v: Vec<String> = c.name.iter().map(|n| n.to_string()).collect();
+            v.extend(capture_names(&c.sub));
+            v
+        }
+        HirKind::Repetition(r) => capture_names(&r.sub),
+        HirKind::Concat(p) | HirKind::Alternation(p) => p.iter().flat_map(capture_names).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn compile_condition(c: RawCondition) -> Result<Condition, String> {

@@ -185,6 +185,40 @@ pub enum Check {
     SystemPromptEcho,
 }
 
+/// A rule regex compiled on first use. Compiling the whole pack up front costs more than a
+/// one-line scan should take (startup), and most scans only reach the regexes whose keywords
+/// occur. The syntax is checked when the rule loads; `rules validate` compiles everything.
+#[derive(Debug)]
+pub struct LazyRegex {
+    source: String,
+    case_insensitive: bool,
+    compiled: std::sync::OnceLock<Result<Regex, String>>,
+}
+
+impl Clone for LazyRegex {
+    fn clone(&self) -> LazyRegex {
+        LazyRegex::new(self.source.clone(), self.case_insensitive)
+    }
+}
+
+impl LazyRegex {
+    pub fn new(source: String, case_insensitive: bool) -> LazyRegex {
+        LazyRegex { source, case_insensitive, compiled: std::sync::OnceLock::new() }
+    }
+
+    /// The compiled regex, or `None` when it is over the size limits (reported once by
+    /// `compile_error`, and by `rules validate`).
+    pub fn get(&self) -> Option<&Regex> {
+        self.compiled.get_or_init(|| load::build_regex(&self.source, self.case_insensitive)).as_ref().ok()
+    }
+
+    /// Compiles now; the error, if compiling fails.
+    pub fn compile_error(&self) -> Option<String> {
+        self.get();
+        self.compiled.get().and_then(|r| r.as_ref().err().cloned())
+    }
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -195,7 +229,7 @@ pub struct Rule {
     pub severity: Severity,
     pub surfaces: Vec<Surface>,
     pub keywords: Vec<String>,
-    pub pattern: Option<Regex>,
+    pub pattern: Option<LazyRegex>,
     pub pattern_source: Option<String>,
     pub view: TextView,
     pub decoded: bool,

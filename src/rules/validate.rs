@@ -12,13 +12,14 @@ use crate::record::{Record, RecordKind, RecordOrigin, SourceFormat, Surface, Tex
 /// True when every string matching `pattern` contains one of `keywords` (compared without
 /// case). The proof is conservative: a pattern it cannot analyse fails.
 pub fn keywords_cover(pattern: &str, keywords: &[String]) -> Result<bool, String> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(true)
-        .build()
-        .parse(pattern)
-        .map_err(|e| e.to_string())?;
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).map_err(|e| e.to_string())?;
+    Ok(keywords_cover_hir(&hir, keywords))
+}
+
+/// [`keywords_cover`] on an already parsed pattern.
+pub fn keywords_cover_hir(hir: &Hir, keywords: &[String]) -> bool {
     let lower: Vec<String> = keywords.iter().map(|k| k.to_lowercase()).collect();
-    Ok(proves(&hir, &lower))
+    proves(hir, &lower)
 }
 
 fn contains_keyword(s: &str, keywords: &[String]) -> bool {
@@ -152,6 +153,26 @@ fn single_char(hir: &Hir) -> Option<char> {
         .then_some(first)
 }
 
+/// The first literal with an upper-case ASCII letter in `pattern` (outside `(?i)` groups, which
+/// the parser turns into classes), if any.
+pub fn uppercase_literal(pattern: &str) -> Result<Option<String>, String> {
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).map_err(|e| e.to_string())?;
+    Ok(find_upper(&hir))
+}
+
+pub(crate) fn find_upper(hir: &Hir) -> Option<String> {
+    match hir.kind() {
+        HirKind::Literal(lit) => {
+            let s = String::from_utf8_lossy(&lit.0).into_owned();
+            s.chars().any(|c| c.is_ascii_uppercase()).then_some(s)
+        }
+        HirKind::Capture(cap) => find_upper(&cap.sub),
+        HirKind::Repetition(rep) => find_upper(&rep.sub),
+        HirKind::Alternation(parts) | HirKind::Concat(parts) => parts.iter().find_map(find_upper),
+        _ => None,
+    }
+}
+
 /// True when every string `pattern` matches (as written, case-sensitively) contains a character
 /// outside printable ASCII (non-ASCII, or a control character other than tab and line breaks).
 pub fn needs_special_char(pattern: &str) -> Result<bool, String> {
@@ -163,7 +184,7 @@ fn is_special(c: char) -> bool {
     !c.is_ascii() || (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
-fn special(hir: &Hir) -> bool {
+pub(crate) fn special(hir: &Hir) -> bool {
     match hir.kind() {
         HirKind::Literal(lit) => String::from_utf8_lossy(&lit.0).chars().any(is_special),
         HirKind::Class(Class::Unicode(u)) => u.iter().all(|r| (r.start()..=r.end()).all(is_special)),
@@ -191,6 +212,16 @@ pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
     let mut ran = 0;
     let mut failures = Vec::new();
     for rule in &rules.rules {
+        // Patterns compile lazily in scans; validation compiles every one.
+        if let Some(err) = rule.pattern.as_ref().and_then(|p| p.compile_error()) {
+            failures.push(ExampleFailure {
+                rule_id: rule.id.clone(),
+                file: rule.file.clone(),
+                example: format!("(the pattern does not compile: {err})"),
+                expected_match: true,
+            });
+            continue;
+        }
         let single = RuleSet { rules: vec![rule.clone()], thresholds: rules.thresholds.clone() };
         let intel = crate::intel::Intel::with_entries(&rule.examples_intel).unwrap_or_default();
         let engine = Engine::new(Arc::new(single), Arc::new(intel));
