@@ -247,7 +247,7 @@ fn is_sensitive(threat: Threat) -> bool {
 fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool, other_secrets: &[std::ops::Range<usize>]) -> Option<String> {
     let span = record.surfaces.get(d.span?)?;
     let text = &span.text;
-    let start = floor(text, d.range.start.min(text.len()));
+    let start = crate::detect::floor_boundary(text, d.range.start);
     let end = ceil(text, d.range.end.min(text.len()).max(start));
     let before_start = back_chars(text, start, EVIDENCE_CONTEXT);
     let after_end = forward_chars(text, end, EVIDENCE_CONTEXT);
@@ -267,7 +267,7 @@ fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool, other_secr
 fn escape_redacting(text: &str, from: usize, to: usize, secrets: &[std::ops::Range<usize>]) -> String {
     let mut cuts: Vec<(usize, usize)> = secrets
         .iter()
-        .map(|r| (ceil(text, r.start.max(from).min(to)), floor(text, r.end.min(to).max(from))))
+        .map(|r| (ceil(text, r.start.max(from).min(to)), crate::detect::floor_boundary(text, r.end.min(to).max(from))))
         .filter(|(a, b)| a < b)
         .collect();
     cuts.sort_unstable();
@@ -290,13 +290,6 @@ fn escape_redacting(text: &str, from: usize, to: usize, secrets: &[std::ops::Ran
 pub fn redact(secret: &str) -> String {
     let keep: String = secret.chars().take(4).collect();
     format!("{}…[REDACTED {} chars]", terminal::escape(&keep), secret.chars().count())
-}
-
-fn floor(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 fn ceil(s: &str, mut i: usize) -> usize {

@@ -71,7 +71,7 @@ fn may_hold_encoding(text: &[u8]) -> bool {
 
 /// Decoded views of the encoded spans in `text`.
 pub fn decoded_views(text: &str) -> Vec<View> {
-    let scan = &text[..floor_char_boundary(text, MAX_SCAN)];
+    let scan = &text[..super::floor_boundary(text, MAX_SCAN)];
     if !may_hold_encoding(scan.as_bytes()) {
         return Vec::new();
     }
@@ -98,13 +98,6 @@ pub fn decoded_views(text: &str) -> Vec<View> {
         }
     }
     views
-}
-
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    if s.len() <= max {
-        return s.len();
-    }
-    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
 
 fn decode_hex(s: &str) -> Option<String> {

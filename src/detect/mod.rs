@@ -490,7 +490,8 @@ fn cap(s: &str) -> String {
     s[..floor_boundary(s, MAX_MATCHED)].to_owned()
 }
 
-fn floor_boundary(s: &str, max: usize) -> usize {
+/// The largest char boundary of `s` at or below `max` (its length when shorter).
+pub(crate) fn floor_boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
         return s.len();
     }

@@ -1,23 +1,12 @@
 //! Each record kind and export shape becomes the right normalized fields (`aihunt inspect`).
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::util::*;
 
 const RR: &str = "fixtures/samples/insights-logs-requestresponse";
 const GW: &str = "fixtures/samples/insights-logs-gatewaylogs";
 
-fn texts(record: &Value, surface: &str) -> Vec<String> {
-    record["surfaces"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|s| s["surface"] == surface)
-                .map(|s| s["text"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn request_response_properties_as_string_or_object_read_the_same() {

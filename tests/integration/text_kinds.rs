@@ -7,12 +7,6 @@ use crate::util::*;
 
 const LLM: &str = "fixtures/samples/insights-logs-gatewayllmlogs";
 
-fn texts(record: &Value, surface: &str) -> Vec<String> {
-    record["surfaces"]
-        .as_array()
-        .map(|a| a.iter().filter(|s| s["surface"] == surface).map(|s| s["text"].as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default()
-}
 
 fn by_correlation<'a>(recs: &'a [Value], id: &str, surface: &str) -> &'a Value {
     recs.iter()

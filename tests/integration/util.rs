@@ -129,3 +129,11 @@ pub fn at_line(records: &[Value], line: u64) -> &Value {
         .find(|r| r["sourceLine"] == line)
         .unwrap_or_else(|| panic!("no record at line {line}"))
 }
+
+/// The texts of one surface of an inspected record, in order.
+pub fn texts(record: &Value, surface: &str) -> Vec<String> {
+    record["surfaces"]
+        .as_array()
+        .map(|a| a.iter().filter(|s| s["surface"] == surface).map(|s| s["text"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
