@@ -159,7 +159,69 @@ pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !inner.contains('\\') {
         return Some(Cow::Borrowed(inner));
     }
-    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
+    // serde_json refuses lone surrogates (`\ud800`), which truncating writers produce and an
+    // attacker can add on purpose: read such strings leniently (U+FFFD for the broken escape)
+    // rather than lose the whole text.
+    Some(Cow::Owned(serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| read_string(inner, 0).0)))
+}
+
+/// Reads a JSON string body starting after its opening quote; returns the decoded text and
+/// the index after the closing quote (or the end of input when the string was cut off).
+pub fn read_string(text: &str, start: usize) -> (String, usize) {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = start;
+    let mut run_start = i;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                out.push_str(&text[run_start..i]);
+                return (out, i + 1);
+            }
+            b'\\' => {
+                out.push_str(&text[run_start..i]);
+                if i + 1 >= bytes.len() {
+                    return (out, bytes.len());
+                }
+                let esc = bytes[i + 1];
+                i += 2;
+                match esc {
+                    b'n' => out.push('\n'),
+                    b't' => out.push('\t'),
+                    b'r' => out.push('\r'),
+                    b'b' => out.push('\u{8}'),
+                    b'f' => out.push('\u{c}'),
+                    b'u' => {
+                        let (c, used) = unicode_escape(bytes, i);
+                        out.push(c);
+                        i += used;
+                    }
+                    other => out.push(other as char),
+                }
+                run_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[run_start.min(bytes.len())..]);
+    (out, bytes.len())
+}
+
+/// Decodes the hex digits of a `\u` escape at `i` (and a following low surrogate); returns
+/// the character and the bytes consumed. Broken or lone surrogates become U+FFFD.
+fn unicode_escape(bytes: &[u8], i: usize) -> (char, usize) {
+    let hex = |at: usize| -> Option<u32> {
+        let s = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(s, 16).ok()
+    };
+    let Some(hi) = hex(i) else { return ('\u{fffd}', bytes.len().saturating_sub(i).min(4)) };
+    if (0xD800..0xDC00).contains(&hi) && bytes.get(i + 4) == Some(&b'\\') && bytes.get(i + 5) == Some(&b'u') {
+        if let Some(lo) = hex(i + 6).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            return (char::from_u32(c).unwrap_or('\u{fffd}'), 10);
+        }
+    }
+    (char::from_u32(hi).unwrap_or('\u{fffd}'), 4)
 }
 
 pub fn scalar_text(raw: &RawValue) -> Option<String> {
