@@ -6,6 +6,7 @@ mod accounting;
 mod alerts;
 mod incremental;
 mod content_rules;
+mod hostile;
 mod input;
 mod kinds;
 mod metadata;
