@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, Command, InputArgs};
 use crate::config::InputConfig;
+use crate::input::{SkipReason, SkippedEntry};
 use crate::pipeline::{self, BatchResult, Event, RejectNotice};
 use crate::report::output::{write_file_atomic, Output};
 use crate::report::{summary, terminal};
@@ -96,6 +97,7 @@ where
     for e in &config.source_errors {
         ledger.error(&format!("{}: {}", e.path, e.error));
     }
+    ledger.skipped(&config.skipped_entries);
     let mut out = match &config.output_override {
         Some(p) => Output::create(Some(p))?,
         None => Output::create(config.output_path.as_deref())?,
@@ -170,7 +172,32 @@ impl Ledger {
 
     fn error(&mut self, message: &str) {
         self.failed = true;
-        eprintln!("aihunt: error: {}", terminal::escape(message));
+        crate::diag!("aihunt: error: {}", terminal::escape(message));
+    }
+
+    /// Says once what a walk left out, so a skipped symlinked log is never lost silently.
+    fn skipped(&mut self, entries: &[SkippedEntry]) {
+        self.stats.entries_skipped = entries.len() as u64;
+        let Some(first) = entries.first() else { return };
+        if self.quiet {
+            return;
+        }
+        let links = entries.iter().filter(|e| e.why == SkipReason::Symlink).count();
+        let others = entries.len() - links;
+        let mut kinds = Vec::new();
+        if links > 0 {
+            kinds.push(format!("{links} symlink{} (pass --follow to read them)", if links == 1 { "" } else { "s" }));
+        }
+        if others > 0 {
+            kinds.push(format!("{others} FIFO, socket or device"));
+        }
+        crate::diag!(
+            "aihunt: skipped {} directory entr{}: {}; first: {}",
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" },
+            kinds.join(", "),
+            terminal::escape(&first.path)
+        );
     }
 
     fn record<T>(&mut self, event: Event<'_, T>) -> std::io::Result<()> {
@@ -181,7 +208,7 @@ impl Ledger {
             Event::Unjoined(notices) => {
                 self.rejections(notices)?;
                 if self.hidden_in_input > 0 && !self.quiet {
-                    eprintln!("aihunt: {} more unjoined chunk groups not shown (--rejects FILE lists them all)", self.hidden_in_input);
+                    crate::diag!("aihunt: {} more unjoined chunk groups not shown (--rejects FILE lists them all)", self.hidden_in_input);
                 }
             }
             Event::InputDone { source, bytes_read, error, .. } => {
@@ -202,7 +229,7 @@ impl Ledger {
                     }
                 }
                 if self.hidden_in_input > 0 && !self.quiet {
-                    eprintln!(
+                    crate::diag!(
                         "aihunt: {}: {} more rejected records not shown (--rejects FILE lists them all)",
                         terminal::escape(&source.display),
                         self.hidden_in_input
@@ -264,7 +291,7 @@ impl Ledger {
                 Some(i) => format!("{}:{} (record {})", file, r.line, i + 1),
                 None => format!("{}:{}", file, r.line),
             };
-            eprintln!("aihunt: {}: rejected ({}): {}", terminal::escape(&at), r.reason, terminal::escape(&r.detail));
+            crate::diag!("aihunt: {}: rejected ({}): {}", terminal::escape(&at), r.reason, terminal::escape(&r.detail));
         } else {
             self.hidden_in_input += 1;
         }
@@ -282,7 +309,7 @@ impl Ledger {
             write_file_atomic(path, &json).context("cannot write the stats file")?;
         }
         if !self.quiet {
-            eprint!("{}", summary::render(&self.stats));
+            let _ = std::io::stderr().lock().write_all(summary::render(&self.stats).as_bytes());
         }
         let failed = self.failed || self.stats.files_failed > 0;
         Ok(ReadResult { stats: self.stats, failed })

@@ -113,6 +113,11 @@ pub struct InputArgs {
     /// by content). `-` or nothing reads stdin.
     pub paths: Vec<PathBuf>,
 
+    /// Follow symlinks found below a directory (a path given here is always followed). Without
+    /// it they are skipped and counted in the summary.
+    #[arg(short = 'L', long)]
+    pub follow: bool,
+
     /// Read every record as this kind instead of classifying it.
     #[arg(long, value_name = "KIND", value_parser = ["resource_log", "activity_log", "gateway_log", "gateway_llm_log", "chat_exchange", "otel_span", "training_example"])]
     pub kind: Option<String>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::cli::InputArgs;
-use crate::input::{self, InputError, InputSource};
+use crate::input::{self, InputError, InputSource, SkippedEntry};
 use crate::pipeline::PipelineOptions;
 use crate::record::{ParseOptions, RecordKind};
 
@@ -14,6 +14,8 @@ pub struct InputConfig {
     pub sources: Vec<InputSource>,
     /// Paths that could not be listed: reported, and they make the run end with exit 2.
     pub source_errors: Vec<InputError>,
+    /// Directory entries not read (symlinks without --follow, FIFOs, sockets, devices).
+    pub skipped_entries: Vec<SkippedEntry>,
     pub pipeline: PipelineOptions,
     pub stats_path: Option<PathBuf>,
     pub rejects_path: Option<PathBuf>,
@@ -36,7 +38,7 @@ impl InputConfig {
             bail!("--max-line-bytes must be at least 1024");
         }
         let force_kind = args.kind.as_deref().and_then(RecordKind::parse);
-        let (sources, source_errors) = input::expand(&args.paths);
+        let input::Expansion { sources, errors: source_errors, skipped: skipped_entries } = input::expand(&args.paths, args.follow);
         let stdin_count = sources.iter().filter(|s| matches!(s.location, input::Location::Stdin)).count();
         if stdin_count > 1 {
             bail!("stdin (`-`) can be read only once");
@@ -44,6 +46,7 @@ impl InputConfig {
         Ok(InputConfig {
             sources,
             source_errors,
+            skipped_entries,
             pipeline: PipelineOptions {
                 threads,
                 max_line_bytes: args.max_line_bytes,

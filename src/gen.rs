@@ -137,6 +137,6 @@ pub fn run(out: &Path, megabytes: u64, seed: u64) -> Result<Outcome> {
         i += 1;
     }
     w.flush()?;
-    eprintln!("aihunt: wrote {i} records, {:.1} MB to {}", written as f64 / 1e6, out.display());
+    crate::diag!("aihunt: wrote {i} records, {:.1} MB to {}", written as f64 / 1e6, out.display());
     Ok(Outcome::Clean)
 }

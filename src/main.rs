@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Error) => ExitCode::from(2),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(0),
         Err(err) => {
-            eprintln!("aihunt: error: {}", aihunt::report::terminal::escape(&format!("{err:#}")));
+            aihunt::diag!("aihunt: error: {}", aihunt::report::terminal::escape(&format!("{err:#}")));
             ExitCode::from(2)
         }
     }

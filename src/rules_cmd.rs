@@ -17,21 +17,21 @@ use crate::rules::{validate, RuleSet, Severity};
 pub fn load_rules(args: &RuleArgs, quiet: bool) -> Result<RuleSet> {
     let (mut set, errors, files) = load_all(args);
     for e in &errors {
-        eprintln!("aihunt: rule error: {}", terminal::escape(&e.to_string()));
+        crate::diag!("aihunt: rule error: {}", terminal::escape(&e.to_string()));
     }
     if !errors.is_empty() && !args.skip_invalid_rules {
         bail!("{} rule error(s) in {} rule file(s); fix them or pass --skip-invalid-rules", errors.len(), files);
     }
     let min = args.min_severity.as_deref().and_then(Severity::parse);
     for id in load::select(&mut set, &args.only, &args.exclude, min) {
-        eprintln!("aihunt: warning: no rule has the id {}", terminal::escape(&id));
+        crate::diag!("aihunt: warning: no rule has the id {}", terminal::escape(&id));
     }
     if set.rules.is_empty() {
         bail!("no rules to run (check --rules, --rule, --exclude-rule, --min-severity and --no-default-rules)");
     }
     if !quiet {
         let rejected = if errors.is_empty() { String::new() } else { format!(", {} rejected", errors.len()) };
-        eprintln!("aihunt: {} rules loaded from {} file(s){}", set.rules.len(), files, rejected);
+        crate::diag!("aihunt: {} rules loaded from {} file(s){}", set.rules.len(), files, rejected);
     }
     Ok(set)
 }
@@ -122,21 +122,25 @@ fn test(args: &RuleArgs) -> Result<Outcome> {
 
 /// Prints every rule error and example failure, then a one-line summary.
 fn report_validation(set: &RuleSet, errors: &[RuleError], files: usize) -> Result<Outcome> {
+    // Written with `?` rather than `println!`, so `rules test | head` ends quietly (main maps a
+    // broken pipe to success) instead of panicking.
+    let mut out = std::io::stdout().lock();
     for e in errors {
-        println!("error: {}", terminal::escape(&e.to_string()));
+        writeln!(out, "error: {}", terminal::escape(&e.to_string()))?;
     }
     let (ran, failures) = validate::run_examples(set);
     for f in &failures {
         let want = if f.expected_match { "should match but did not" } else { "should not match but did" };
-        println!("fail: {}: rule {}: example {want}: {}", f.file, f.rule_id, terminal::escape(&f.example));
+        writeln!(out, "fail: {}: rule {}: example {want}: {}", f.file, f.rule_id, terminal::escape(&f.example))?;
     }
-    println!(
+    writeln!(
+        out,
         "{} rules from {} file(s): {} rejected; {} examples run, {} failed",
         set.rules.len(),
         files,
         errors.len(),
         ran,
         failures.len()
-    );
+    )?;
     Ok(if errors.is_empty() && failures.is_empty() { Outcome::Clean } else { Outcome::Error })
 }

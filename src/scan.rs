@@ -49,14 +49,14 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         config.pipeline.hold_incomplete_tail = true;
         let plan = st.plan(&mut config.sources);
         if !config.quiet {
-            eprintln!(
+            crate::diag!(
                 "aihunt: state: {} file(s) resumed, {} new, {} read again from the start",
                 plan.resumed,
                 plan.new_files,
                 plan.reread.len()
             );
             for f in &plan.reread {
-                eprintln!("aihunt: state: {} was replaced or shrank since the last run; reading it again", terminal::escape(f));
+                crate::diag!("aihunt: state: {} was replaced or shrank since the last run; reading it again", terminal::escape(f));
             }
         }
         if let Some(dest) = config.output_path.clone().filter(|p| p.as_os_str() != "-" && std::fs::metadata(p).map_or(true, |m| m.is_file())) {
@@ -83,7 +83,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         Some(p) => {
             let (s, warnings) = Suppressions::load(p, now)?;
             for w in warnings {
-                eprintln!("aihunt: warning: {}", terminal::escape(&w));
+                crate::diag!("aihunt: warning: {}", terminal::escape(&w));
             }
             s
         }
@@ -137,21 +137,21 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         }
         if !config.quiet {
             if sink.already_emitted > 0 {
-                eprintln!("aihunt: state: {} alert(s) were already written by an earlier run and were not written again", sink.already_emitted);
+                crate::diag!("aihunt: state: {} alert(s) were already written by an earlier run and were not written again", sink.already_emitted);
             }
             if sink.pending_chunk_rows > 0 {
-                eprintln!("aihunt: state: {} row(s) of LLM-log messages still missing chunks will be read again next run", sink.pending_chunk_rows);
+                crate::diag!("aihunt: state: {} row(s) of LLM-log messages still missing chunks will be read again next run", sink.pending_chunk_rows);
             }
             if sink.held_tails > 0 {
-                eprintln!("aihunt: state: {} file(s) end in an incomplete line, left for the next run", sink.held_tails);
+                crate::diag!("aihunt: state: {} file(s) end in an incomplete line, left for the next run", sink.held_tails);
             }
         }
     }
     if sink.duplicates > 0 && !config.quiet {
-        eprintln!("aihunt: {} duplicate alert(s) not written again (same id: the same record read twice, or another event of the same operation)", sink.duplicates);
+        crate::diag!("aihunt: {} duplicate alert(s) not written again (same id: the same record read twice, or another event of the same operation)", sink.duplicates);
     }
     if sink.suppressed > 0 && !config.quiet {
-        eprintln!("aihunt: {} alert(s) suppressed by {}", sink.suppressed, args.suppress.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
+        crate::diag!("aihunt: {} alert(s) suppressed by {}", sink.suppressed, args.suppress.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
     }
     if let Some(path) = &args.incidents {
         write_incidents(path, &sink.incidents, &now.to_string()).context("cannot write the incidents file")?;

@@ -12,6 +12,8 @@ pub struct RunStats {
     pub files_read: u64,
     /// Inputs that could not be opened, read or decompressed to their end.
     pub files_failed: u64,
+    /// Directory entries not read: symlinks without --follow, and FIFOs, sockets or devices.
+    pub entries_skipped: u64,
     /// Decompressed bytes read.
     pub bytes_read: u64,
     pub lines_read: u64,

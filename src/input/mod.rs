@@ -34,39 +34,68 @@ pub struct InputError {
     pub error: io::Error,
 }
 
+/// A directory entry a walk did not read, so the run can say so instead of losing it silently.
+#[derive(Debug, Clone)]
+pub struct SkippedEntry {
+    pub path: String,
+    pub why: SkipReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A symlink below a walked directory, without `--follow`.
+    Symlink,
+    /// A FIFO, socket or device: reading one could block forever or never end.
+    NotRegular,
+}
+
+/// What the command-line paths expand to.
+#[derive(Debug, Default)]
+pub struct Expansion {
+    pub sources: Vec<InputSource>,
+    /// Paths that could not be listed or do not exist.
+    pub errors: Vec<InputError>,
+    pub skipped: Vec<SkippedEntry>,
+}
+
 /// Expands the command-line paths into inputs: files as given, directories walked in sorted
-/// order (symlinks are not followed), `-` (or no path at all) as stdin.
-pub fn expand(paths: &[PathBuf]) -> (Vec<InputSource>, Vec<InputError>) {
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
+/// order, `-` (or no path at all) as stdin. Symlinks below a directory are followed only with
+/// `follow` (a path named on the command line is always followed, as in ripgrep).
+pub fn expand(paths: &[PathBuf], follow: bool) -> Expansion {
+    let mut found = Expansion::default();
     if paths.is_empty() {
-        sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
+        found.sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
     }
     for path in paths {
         if path.as_os_str() == "-" {
-            sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
+            found.sources.push(InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None });
             continue;
         }
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => walk(path, &mut sources, &mut errors),
-            Ok(_) => sources.push(InputSource { display: display(path), location: Location::File(path.clone()), resume: None }),
-            Err(error) => errors.push(InputError { path: path.display().to_string(), error }),
+            Ok(m) if m.is_dir() => walk(path, follow, &mut found),
+            Ok(_) => found.sources.push(InputSource { display: display(path), location: Location::File(path.clone()), resume: None }),
+            Err(error) => found.errors.push(InputError { path: path.display().to_string(), error }),
         }
     }
-    (sources, errors)
+    found
 }
 
-fn walk(root: &Path, sources: &mut Vec<InputSource>, errors: &mut Vec<InputError>) {
-    for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+fn walk(root: &Path, follow: bool, found: &mut Expansion) {
+    for entry in walkdir::WalkDir::new(root).follow_links(follow).sort_by_file_name() {
         match entry {
             Ok(e) if e.file_type().is_file() => {
-                sources.push(InputSource { display: display(e.path()), location: Location::File(e.into_path()), resume: None })
+                found.sources.push(InputSource { display: display(e.path()), location: Location::File(e.into_path()), resume: None })
             }
-            Ok(_) => {}
+            Ok(e) if e.file_type().is_dir() => {}
+            Ok(e) => {
+                let why = if e.path_is_symlink() { SkipReason::Symlink } else { SkipReason::NotRegular };
+                found.skipped.push(SkippedEntry { path: e.path().display().to_string(), why });
+            }
             Err(err) => {
                 let path = err.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string());
-                let error = err.into_io_error().unwrap_or_else(|| io::Error::other("directory walk failed"));
-                errors.push(InputError { path, error });
+                // A loop or a dangling link under --follow keeps walkdir's message, which names it.
+                let error = io::Error::from(err);
+                found.errors.push(InputError { path, error });
             }
         }
     }

@@ -4,6 +4,16 @@
 
 use std::borrow::Cow;
 
+/// Prints a diagnostic line on stderr. Unlike `eprintln!`, a closed stderr (`2>&1 | head`)
+/// is ignored instead of panicking, which would turn the documented exit code into 101.
+#[macro_export]
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// True for characters that must never reach a terminal or a report raw.
 pub fn is_unsafe_char(c: char) -> bool {
     matches!(c,

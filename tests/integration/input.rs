@@ -2,7 +2,7 @@
 //! determinism across thread counts, output files and pipes.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use crate::util::*;
 
@@ -140,6 +140,57 @@ fn directories_are_walked_in_sorted_order_with_joined_paths() {
     assert_eq!(files, sorted);
     assert!(files[0].starts_with("fixtures/samples/app/"), "{}", files[0]);
     assert!(files.iter().any(|f| f.ends_with("/y=2026/m=11/d=24/h=10/m=00/PT1H.json")));
+}
+
+#[test]
+fn symlinks_below_a_directory_are_reported_and_read_with_follow() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("linked.jsonl");
+    std::fs::write(&target, sample_line(1) + "\n").unwrap();
+    let (dir, _) = write_temp("plain.jsonl", (sample_line(2) + "\n").as_bytes());
+    std::os::unix::fs::symlink(&target, dir.path().join("z-linked.jsonl")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("gone.jsonl"), dir.path().join("z-dangling.jsonl")).unwrap();
+    let root = dir.path().to_str().unwrap();
+
+    let (r, stats) = run_stats(&["inspect", root]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(n(&stats, "filesRead"), 1);
+    assert_eq!(n(&stats, "entriesSkipped"), 2, "a skipped symlink is counted, never lost silently");
+    assert!(r.stderr.contains("skipped 2 directory entries: 2 symlinks (pass --follow to read them)"), "{}", r.stderr);
+
+    let (r, stats) = run_stats(&["inspect", "--follow", root]);
+    assert_eq!(n(&stats, "filesRead"), 2, "the linked log is read with --follow");
+    assert_eq!(n(&stats, "entriesSkipped"), 0);
+    assert_eq!(r.code, 2, "a dangling link is an error once links are followed: {}", r.stderr);
+    assert!(r.stderr.contains("z-dangling.jsonl"), "{}", r.stderr);
+}
+
+#[test]
+fn a_fifo_in_a_directory_is_skipped_not_waited_on() {
+    let (dir, _) = write_temp("plain.jsonl", (sample_line(3) + "\n").as_bytes());
+    let fifo = dir.path().join("pipe.jsonl");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (r, stats) = run_stats(&["inspect", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(n(&stats, "filesRead"), 1);
+    assert_eq!(n(&stats, "entriesSkipped"), 1);
+    assert!(r.stderr.contains("1 FIFO, socket or device"), "{}", r.stderr);
+}
+
+#[test]
+fn a_closed_stderr_does_not_turn_into_a_panic() {
+    // `aihunt scan ... 2>&1 | head -1` closes stderr early; the exit code must stay the
+    // documented one (1: alerts) rather than Rust's panic code 101.
+    let mut child = aihunt()
+        .args(["scan", "fixtures/samples", "-o", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
 }
 
 #[test]
