@@ -241,3 +241,20 @@ fn bad_flags_exit_2() {
     assert_eq!(run(&["scan", "--no-such-flag"]).code, 2);
     assert_eq!(run(&["scan", "--kind", "nonsense", "x"]).code, 2);
 }
+
+#[test]
+fn a_full_disk_is_an_error_not_a_quiet_success() {
+    // /dev/full fails every write with ENOSPC, like a log volume that filled up mid-scan.
+    for args in [
+        &["scan", "fixtures/samples", "-q", "-o", "/dev/full"][..],
+        &["scan", "fixtures/samples", "-q", "-o", "/dev/null", "--stats", "/dev/full"][..],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("No space left on device"), "{args:?}: {}", r.stderr);
+    }
+    let mut child = aihunt().args(["scan", "fixtures/samples", "-q"]).stdout(std::fs::File::create("/dev/full").unwrap()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "stdout on a full disk: {err}");
+}
