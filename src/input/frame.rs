@@ -136,6 +136,14 @@ impl Framer {
             self.mode = if opens_document(text) { Mode::Document } else { Mode::JsonLines };
         }
         match self.mode {
+            Mode::Document if self.doc.is_cut_off_by(text) => {
+                // A torn record opened the "document"; the complete record after it shows the
+                // input is JSON Lines. Only the torn lines are lost, not the records after them.
+                let detail = format!("the JSON value is cut off by a complete record at line {no}");
+                self.doc.abort(batch, RejectReason::InvalidJson, detail);
+                self.mode = Mode::JsonLines;
+                push_json_line(no, text, !terminated, batch);
+            }
             Mode::Document => {
                 match self.doc.push_line(no, text, !terminated, batch) {
                     DocState::InProgress => {}
@@ -143,16 +151,7 @@ impl Framer {
                     DocState::Broken => self.mode = Mode::JsonLines,
                 }
             }
-            _ => {
-                let start = batch.arena.len();
-                batch.arena.extend_from_slice(text.as_bytes());
-                batch.frames.push(Frame {
-                    line: no,
-                    owned_lines: 1,
-                    body: FrameBody::Json(start..batch.arena.len()),
-                    unterminated: !terminated,
-                });
-            }
+            _ => push_json_line(no, text, !terminated, batch),
         }
     }
 
@@ -169,6 +168,12 @@ impl Framer {
         }
         self.mode = Mode::Sniff;
     }
+}
+
+fn push_json_line(no: u64, text: &str, unterminated: bool, batch: &mut FrameBatch) {
+    let start = batch.arena.len();
+    batch.arena.extend_from_slice(text.as_bytes());
+    batch.frames.push(Frame { line: no, owned_lines: 1, body: FrameBody::Json(start..batch.arena.len()), unterminated });
 }
 
 /// Removes NUL bytes and repairs invalid UTF-8. Returns the cleaned text when it had to change
@@ -290,6 +295,20 @@ impl DocScanner {
 
     fn reset(&mut self) {
         *self = DocScanner::new(self.max_record);
+    }
+
+    /// Whether `line`, one whole JSON object or array, cannot belong to this document where it
+    /// stands. Pretty-printers put a whole value on its own line only as a list item; after a
+    /// key or where a key is due, it is a JSON Lines record following a torn one.
+    fn is_cut_off_by(&self, line: &str) -> bool {
+        let t = line.trim();
+        let whole_shape = (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']'));
+        let awaits_item = self.top() == Some(Container::Array) && matches!(self.expect, Expect::Value | Expect::ValueOrEnd);
+        whole_shape
+            && !self.in_string
+            && !self.stack.is_empty()
+            && !awaits_item
+            && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
     }
 
     /// Whether `line` is a grammatical prefix of a JSON value that stays open at its end.
@@ -662,11 +681,26 @@ mod tests {
     }
 
     #[test]
-    fn jsonl_with_broken_first_line_falls_back_to_lines() {
-        // The first line opens an object and breaks off; the grammar check catches the next
-        // line's `{` where a key must be, and the rest is read line by line.
+    fn jsonl_with_torn_first_lines_loses_only_those_lines() {
+        // A torn first record opens an object; the complete record on the next line shows the
+        // input is JSON Lines, so only the torn line is lost.
         let (f, _) = frames("{\"time\":\"2024\",\n{\"a\":1}\n{\"b\":2}\n");
-        assert_eq!(f, vec!["1/2!invalid_json", "3/1:{\"b\":2}"]);
+        assert_eq!(f, vec!["1/1!invalid_json", "2/1:{\"a\":1}", "3/1:{\"b\":2}"]);
+        // Torn just after a colon, where the next record would be a grammatical value.
+        let (f, _) = frames("{\"broken\": \n{\"a\":1}\n");
+        assert_eq!(f, vec!["1/1!invalid_json", "2/1:{\"a\":1}"]);
+        // Two torn lines in a row, the first inside an array.
+        let (f, _) = frames("[1,{\"a\":\n{\"broken\": \n{\"b\":2}\n");
+        assert_eq!(f, vec!["1/1:1", "1/1!invalid_json", "3/1:{\"b\":2}"]);
+        assert_eq!(accounted("[1,{\"a\":\n{\"broken\": \n{\"b\":2}\n"), 3);
+    }
+
+    #[test]
+    fn a_whole_value_on_its_own_line_is_a_list_item_in_a_document() {
+        let (f, _) = frames("{\"records\": [\n{\"a\": 1}\n]}\n");
+        assert_eq!(f, vec!["2/1:{\"a\": 1}"]);
+        let (f, _) = frames("[{\"a\":1},\n[2]\n]\n");
+        assert_eq!(f, vec!["1/1:{\"a\":1}", "2/1:[2]"]);
     }
 
     #[test]
