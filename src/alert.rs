@@ -6,7 +6,9 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::detect::behavior::{BehaviorFinding, Point, Who};
 use crate::detect::{Detection, Engine, Finding};
+use crate::rules::behavior::BehaviorRule;
 use crate::record::{record_hash, Record, Surface};
 use crate::report::terminal;
 use crate::rules::{Severity, Threat};
@@ -196,6 +198,158 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
         title,
         first_activity: time,
         entity,
+    }
+}
+
+/// Builds the alert for a behavioural finding: it points at the record that crossed the
+/// threshold and lists the records that make it up (DESIGN §5).
+pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertContext) -> AlertOut {
+    let id = format!("aih-{}", record_hash(&format!("{}\u{0}{}\u{0}{}", rule.id, f.entity, f.anchor)));
+    let first = f.first.to_string();
+    let last = f.last.max(f.first).to_string();
+    let (entity_kind, entity) = who_entity(&f.who);
+    let day = first.get(..10).unwrap_or("").to_owned();
+    let incident = IncidentKey {
+        id: format!("aihi-{}", &record_hash(&format!("{entity_kind}\u{0}{entity}\u{0}{day}"))[..20]),
+        entity_kind,
+        entity: entity.clone(),
+    };
+    let title = terminal::escape(&format!("{} by {}", rule.title, f.entity_label)).into_owned();
+    let place = |p: &Point| {
+        strip_nulls(json!({
+            "sourceFile": &*p.at.file,
+            "sourceLine": p.at.line,
+            "indexInLine": p.at.index,
+            "time": p.time.to_string(),
+        }))
+    };
+    let mut additional = Map::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            additional.insert(k.to_owned(), v);
+        }
+    };
+    put("threat", json!(rule.threat.as_str()));
+    put("alertType", json!(rule.alert_type));
+    put("sourceFile", json!(&*f.trigger.at.file));
+    put("sourceLine", json!(f.trigger.at.line));
+    put("indexInLine", json!(f.trigger.at.index));
+    put("entity", json!(terminal::escape(&f.entity_label)));
+    put("deployment", json!(f.who.deployment));
+    put("behavior", f.numbers.clone());
+    put("contributingRecords", Value::Array(f.contributing.iter().map(place).collect()));
+    put("contributingRecordsTotal", json!(f.contributing_total));
+    put("contributingRecordsTruncated", json!(f.contributing_total > f.contributing.len() as u64));
+    put("matchedRules", json!([rule.id]));
+    put("atlasTechniques", json!(rule.atlas));
+    put("callerIp", json!(f.who.ip));
+    if let Some(ua) = &f.who.user_agent {
+        put("userAgent", json!(terminal::escape(ua)));
+    }
+    let mut description = f.explanation.clone();
+    if !rule.description.is_empty() {
+        description.push(' ');
+        description.push_str(&rule.description);
+    }
+    description.push_str(&format!(" Rule {} ({}).", rule.id, rule.title));
+    let mut evidence = Vec::new();
+    who_evidence(&f.who, "attacker", true, &ctx.created, &mut evidence);
+    if let Some(other) = &f.other {
+        who_evidence(other, "suspicious", other.resource_id != f.who.resource_id, &ctx.created, &mut evidence);
+    }
+    let mut mitre = rule.mitre.clone();
+    mitre.sort();
+    mitre.dedup();
+    let alert = json!({
+        "@odata.type": "#microsoft.graph.security.alert",
+        "id": id,
+        "providerAlertId": id,
+        "incidentId": incident.id,
+        "detectorId": rule.id,
+        "title": title,
+        "description": terminal::escape(&description),
+        "recommendedActions": recommended_actions(rule.threat),
+        "severity": rule.severity.as_str(),
+        "status": "new",
+        "classification": "unknown",
+        "determination": "unknown",
+        "category": rule.category.as_deref().unwrap_or(category(rule.threat)),
+        "mitreTechniques": mitre,
+        "productName": "aihunt",
+        "detectionSource": "customDetection",
+        "serviceSource": ctx.service_source,
+        "tenantId": f.who.tenant,
+        "createdDateTime": ctx.created,
+        "firstActivityDateTime": first,
+        "lastActivityDateTime": last,
+        "evidence": evidence,
+        "additionalData": additional,
+    });
+    AlertOut {
+        alert: strip_nulls(alert),
+        id,
+        threat: rule.threat,
+        severity: rule.severity,
+        incident,
+        title,
+        first_activity: first,
+        entity,
+    }
+}
+
+/// The incident entity of a behavioural alert: the caller's IP (its /24 when masked), else
+/// the identity, else the resource.
+fn who_entity(w: &Who) -> (&'static str, String) {
+    if let Some(ip) = &w.ip {
+        if w.ip_masked {
+            return ("ip", crate::detect::behavior::ip_range(ip).unwrap_or_else(|| ip.clone()));
+        }
+        return ("ip", ip.clone());
+    }
+    for (kind, v) in [("user", &w.upn), ("user", &w.object_id), ("user", &w.end_user), ("app", &w.app_id), ("apimSubscription", &w.apim_subscription)] {
+        if let Some(v) = v {
+            return (kind, v.clone());
+        }
+    }
+    ("resource", w.resource_id.clone().or_else(|| w.deployment.clone()).unwrap_or_else(|| "unknown".into()))
+}
+
+fn who_evidence(w: &Who, role: &'static str, with_resource: bool, created: &str, out: &mut Vec<Evidence>) {
+    let mut ev = |odata_type: &'static str, roles: Vec<&'static str>, verdict: &'static str, fields: Value| {
+        let Value::Object(fields) = strip_nulls(fields) else { return };
+        out.push(Evidence { odata_type, created_date_time: created.to_owned(), roles, verdict, fields });
+    };
+    if let Some(ip) = w.ip.as_ref().filter(|ip| !w.ip_masked && ip.parse::<std::net::IpAddr>().is_ok()) {
+        ev("#microsoft.graph.security.ipEvidence", vec![role], "suspicious", json!({ "ipAddress": ip }));
+    }
+    if w.upn.is_some() || w.object_id.is_some() {
+        ev(
+            "#microsoft.graph.security.userEvidence",
+            vec![role],
+            "suspicious",
+            json!({ "userAccount": {
+                "userPrincipalName": w.upn,
+                "azureAdUserId": w.object_id,
+                "accountName": w.upn.as_ref().and_then(|u| u.split('@').next()),
+                "domainName": w.upn.as_ref().and_then(|u| u.split_once('@').map(|(_, d)| d)),
+            }}),
+        );
+    }
+    if let Some(end_user) = &w.end_user {
+        ev(
+            "#microsoft.graph.security.userEvidence",
+            vec![role],
+            "suspicious",
+            json!({ "userAccount": { "accountName": end_user, "azureAdUserId": is_guid(end_user).then_some(end_user) }}),
+        );
+    }
+    if let Some(id) = w.resource_id.as_ref().filter(|_| with_resource) {
+        ev(
+            "#microsoft.graph.security.azureResourceEvidence",
+            vec!["attacked"],
+            "unknown",
+            json!({ "resourceId": id, "resourceName": w.resource_name, "resourceType": w.resource_type }),
+        );
     }
 }
 

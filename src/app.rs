@@ -32,7 +32,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Inspect(args) => inspect(&args.input),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
         Command::Eval { dir, rules, json, show_missed } => crate::eval::run(&dir, &rules, json, show_missed),
-        Command::Gen { output, size_mb, seed } => crate::gen::run(&output, size_mb, seed),
+        Command::Gen { output, traffic, size_mb, seed } => match (traffic, output) {
+            (Some(dir), _) => crate::traffic::run(&dir, seed.unwrap_or(crate::traffic::DEFAULT_SEED)),
+            (None, Some(file)) => crate::gen::run(&file, size_mb, seed.unwrap_or(1)),
+            (None, None) => anyhow::bail!("gen needs -o FILE or --traffic DIR"),
+        },
     }
 }
 
@@ -71,7 +75,8 @@ pub trait Sink<T> {
     fn input_done(&mut self, _source: &crate::input::InputSource, _end: crate::pipeline::InputEnd, _failed: bool) {}
     /// Rows of chunk groups still incomplete when an incremental scan ends.
     fn pending_chunks(&mut self, _rows: &[crate::record::RowRef]) {}
-    fn finish(&mut self, _out: &mut Output) -> std::io::Result<()> {
+    /// All input is read: write what only the whole scan can tell, then any trailer.
+    fn finish(&mut self, _out: &mut Output, _stats: &mut RunStats) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -124,7 +129,7 @@ where
     });
     progress.finish();
     outcome.map_err(broken)?;
-    sink.finish(&mut out).map_err(broken)?;
+    sink.finish(&mut out, &mut ledger.stats).map_err(broken)?;
     out.commit()?;
     ledger.stats.threads = config.pipeline.threads as u64;
     ledger.stats.finish(started.elapsed());

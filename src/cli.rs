@@ -31,16 +31,23 @@ pub enum Command {
     /// List, validate and test detection rules.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Write a benchmark corpus of realistic mixed traffic (deterministic for a seed).
+    /// Write a benchmark corpus of realistic mixed traffic (`-o FILE`), or 48 hours of Azure
+    /// export folders with injected behavioural attacks (`--traffic DIR`). Deterministic for a
+    /// seed.
     Gen {
         /// Output file (JSON Lines).
-        #[arg(short = 'o', long, value_name = "FILE")]
-        output: PathBuf,
+        #[arg(short = 'o', long, value_name = "FILE", required_unless_present = "traffic")]
+        output: Option<PathBuf>,
+        /// Write behavioural-detection fixtures instead: one PT1H.json per resource and hour
+        /// in the storage export layout, and print which attacks were injected where.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "size_mb"])]
+        traffic: Option<PathBuf>,
         /// About this many megabytes.
         #[arg(long, value_name = "MB", default_value_t = 100)]
         size_mb: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// Default: 1 for the corpus, 7 for --traffic.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Measure detection quality on labelled corpora (JSON Lines with id, text, label).
     Eval {
@@ -199,6 +206,11 @@ pub struct ScanArgs {
     /// The `serviceSource` value written in alerts.
     #[arg(long, value_name = "NAME", default_value = "unknown")]
     pub service_source: String,
+    /// Memory bound of the behavioural detectors, in retained entries (time buckets, records
+    /// and values, about 100 bytes each). Past it the least recently active entities are
+    /// evicted, the summary says how many, and results may then depend on input order.
+    #[arg(long, value_name = "N", default_value_t = crate::detect::behavior::DEFAULT_MAX_ENTRIES)]
+    pub max_behavior_entries: u64,
 }
 
 #[derive(Debug, Args)]

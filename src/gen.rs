@@ -11,20 +11,21 @@ use serde_json::json;
 
 use crate::app::Outcome;
 
-/// xorshift64*: tiny, fast, and the same sequence everywhere for a seed.
-struct Rng(u64);
+/// xorshift64*: tiny, fast, and the same sequence everywhere for a seed. Shared with
+/// `traffic`, whose fixtures must stay byte-identical for a seed too.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
 }

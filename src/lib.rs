@@ -23,3 +23,4 @@ pub mod scan;
 pub mod state;
 pub mod stats;
 pub mod suppress;
+pub mod traffic;

@@ -26,12 +26,12 @@ pub fn load_rules(args: &RuleArgs, quiet: bool) -> Result<RuleSet> {
     for id in load::select(&mut set, &args.only, &args.exclude, min) {
         crate::diag!("aihunt: warning: no rule has the id {}", terminal::escape(&id));
     }
-    if set.rules.is_empty() {
+    if set.rules.is_empty() && set.behaviors.is_empty() {
         bail!("no rules to run (check --rules, --rule, --exclude-rule, --min-severity and --no-default-rules)");
     }
     if !quiet {
         let rejected = if errors.is_empty() { String::new() } else { format!(", {} rejected", errors.len()) };
-        crate::diag!("aihunt: {} rules loaded from {} file(s){}", set.rules.len(), files, rejected);
+        crate::diag!("aihunt: {} rules and {} behaviour rules loaded from {} file(s){}", set.rules.len(), set.behaviors.len(), files, rejected);
     }
     Ok(set)
 }
@@ -79,6 +79,14 @@ fn list(args: &RuleArgs, as_json: bool, keywords: bool) -> Result<Outcome> {
             });
             writeln!(out, "{v}")?;
         }
+        for b in &set.behaviors {
+            let v = json!({
+                "id": b.id, "title": b.title, "threat": b.threat, "severity": b.severity,
+                "detector": b.kind.name(), "windowSeconds": b.window, "alertType": b.alert_type,
+                "mitre": b.mitre, "atlas": b.atlas, "file": b.file,
+            });
+            writeln!(out, "{v}")?;
+        }
     } else {
         writeln!(out, "{:<22} {:<13} {:<26} {:>6} {:>8}  TITLE", "ID", "SEVERITY", "THREAT", "WEIGHT", "KEYWORDS")?;
         for r in &set.rules {
@@ -92,6 +100,10 @@ fn list(args: &RuleArgs, as_json: bool, keywords: bool) -> Result<Outcome> {
                 r.keywords.len(),
                 r.title
             )?;
+        }
+        for b in &set.behaviors {
+            let detector = b.kind.name();
+            writeln!(out, "{:<22} {:<13} {:<26} {detector:<17}  {}", b.id, b.severity.as_str(), b.threat.as_str(), b.title)?;
         }
     }
     out.flush()?;
@@ -135,8 +147,9 @@ fn report_validation(set: &RuleSet, errors: &[RuleError], files: usize) -> Resul
     }
     writeln!(
         out,
-        "{} rules from {} file(s): {} rejected; {} examples run, {} failed",
+        "{} rules and {} behaviour rules from {} file(s): {} rejected; {} examples run, {} failed",
         set.rules.len(),
+        set.behaviors.len(),
         files,
         errors.len(),
         ran,

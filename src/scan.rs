@@ -12,21 +12,24 @@ use crate::alert::{self, AlertContext};
 use crate::app::{run_reading, Outcome, Sink};
 use crate::cli::ScanArgs;
 use crate::config::InputConfig;
+use crate::detect::behavior::{self, Behavior, Observation};
 use crate::detect::Engine;
 use crate::record::Record;
 use crate::report::formats::{encode, AlertWriter, Format};
 use crate::report::output::{write_file_atomic, Output};
 use crate::report::terminal;
-use crate::rules::Severity;
+use crate::rules::{Severity, Threat};
 use crate::stats::RunStats;
 use crate::suppress::Suppressions;
 
-/// What a worker hands the writer for one finding.
+/// What a worker hands the writer for one record.
 pub enum Emitted {
     Alert(Box<AlertItem>),
     Suppressed,
     /// A record outside --since / --until.
     OutsideTime,
+    /// What the behavioural detectors need from the record.
+    Observation(Box<Observation>),
 }
 
 pub struct AlertItem {
@@ -72,7 +75,9 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         }
     }
     let rules = crate::rules_cmd::load_rules(&args.rules, config.quiet)?;
-    let rules_loaded = rules.rules.len() as u64;
+    let rules_loaded = (rules.rules.len() + rules.behaviors.len()) as u64;
+    let behavior = Behavior::new(rules.behaviors.clone(), args.max_behavior_entries);
+    let observe = !behavior.is_empty();
     let intel = match &args.intel {
         Some(dir) => crate::intel::Intel::load(dir)?,
         None => crate::intel::Intel::defaults(),
@@ -94,6 +99,8 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
 
     let work = {
         let engine = Arc::clone(&engine);
+        let ctx = ctx.clone();
+        let suppressions = suppressions.clone();
         move |record: &Record, out: &mut Vec<Emitted>| {
             if let Some(t) = record.time {
                 if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
@@ -101,6 +108,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                     return;
                 }
             }
+            let mut attack = false;
             for finding in engine.findings(record) {
                 let built = alert::build(&engine, record, &finding, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
@@ -108,12 +116,22 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                     out.push(Emitted::Suppressed);
                     continue;
                 }
+                attack |= matches!(finding.threat, Threat::Jailbreak | Threat::IndirectPromptInjection | Threat::AsciiSmuggling);
                 out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built })));
+            }
+            if observe {
+                if let Some(o) = behavior::observe(record, attack) {
+                    out.push(Emitted::Observation(Box::new(o)));
+                }
             }
         }
     };
     let mut sink = AlertSink {
         writer: AlertWriter::new(format),
+        format,
+        ctx,
+        suppressions,
+        behavior,
         fail_on,
         failing: 0,
         suppressed: 0,
@@ -196,6 +214,10 @@ fn scan_time() -> Result<jiff::Timestamp> {
 
 struct AlertSink {
     writer: AlertWriter,
+    format: Format,
+    ctx: AlertContext,
+    suppressions: Suppressions,
+    behavior: Behavior,
     fail_on: Option<Severity>,
     failing: u64,
     suppressed: u64,
@@ -243,8 +265,64 @@ impl Sink<Emitted> for AlertSink {
                 stats.records_outside_time_range += 1;
                 return Ok(());
             }
+            Emitted::Observation(o) => {
+                self.behavior.feed(o);
+                return Ok(());
+            }
             Emitted::Alert(a) => a,
         };
+        self.write_alert(a, out, stats)
+    }
+
+    fn pending_chunks(&mut self, rows: &[crate::record::RowRef]) {
+        if let Some(st) = self.state.as_mut() {
+            st.rewind(rows);
+            self.pending_chunk_rows += rows.len() as u64;
+        }
+    }
+
+    fn input_done(&mut self, source: &crate::input::InputSource, end: crate::pipeline::InputEnd, failed: bool) {
+        if let Some(st) = self.state.as_mut() {
+            st.input_done(source, end, failed);
+            if end.held_tail {
+                self.held_tails += 1;
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()> {
+        // Behavioural alerts need the whole scan; they follow the per-record ones, in the
+        // stable order `Behavior::finish` gives.
+        for f in self.behavior.finish() {
+            let rule = &self.behavior.rules()[f.rule];
+            let built = alert::build_behavior(rule, &f, &self.ctx);
+            if !self.suppressions.is_empty() {
+                let w = &f.who;
+                let entities: Vec<&str> = [&w.ip, &w.upn, &w.object_id, &w.app_id, &w.end_user, &w.apim_subscription, &w.deployment]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .chain(f.entity.split_once(':').map(|(_, v)| v))
+                    .collect();
+                if self.suppressions.matching_entities(&built.id, &[rule.id.as_str()], &entities).is_some() {
+                    self.suppressed += 1;
+                    continue;
+                }
+            }
+            let item = AlertItem { encoded: encode(self.format, &built), meta: built };
+            self.write_alert(&item, out, stats)?;
+        }
+        stats.behavior_entities = self.behavior.entities();
+        stats.behavior_evicted = self.behavior.evicted;
+        stats.behavior_values_dropped = self.behavior.values_dropped;
+        self.writer.finish(out)?;
+        out.flush()
+    }
+}
+
+impl AlertSink {
+    /// Writes one alert unless this run or the state already wrote its id, and counts it.
+    fn write_alert(&mut self, a: &AlertItem, out: &mut Output, stats: &mut RunStats) -> std::io::Result<()> {
         if let Some(st) = &self.state {
             if st.already_emitted(&a.meta.id) {
                 self.already_emitted += 1;
@@ -295,27 +373,6 @@ impl Sink<Emitted> for AlertSink {
             }
         }
         Ok(())
-    }
-
-    fn pending_chunks(&mut self, rows: &[crate::record::RowRef]) {
-        if let Some(st) = self.state.as_mut() {
-            st.rewind(rows);
-            self.pending_chunk_rows += rows.len() as u64;
-        }
-    }
-
-    fn input_done(&mut self, source: &crate::input::InputSource, end: crate::pipeline::InputEnd, failed: bool) {
-        if let Some(st) = self.state.as_mut() {
-            st.input_done(source, end, failed);
-            if end.held_tail {
-                self.held_tails += 1;
-            }
-        }
-    }
-
-    fn finish(&mut self, out: &mut Output) -> std::io::Result<()> {
-        self.writer.finish(out)?;
-        out.flush()
     }
 }
 

@@ -39,6 +39,13 @@ pub struct RunStats {
     pub alerts_by_threat: BTreeMap<String, u64>,
     pub alerts_by_severity: BTreeMap<String, u64>,
     pub rules_loaded: u64,
+    /// Entities (callers, identities, resources) the behavioural detectors held at the end.
+    pub behavior_entities: u64,
+    /// Entities whose behavioural state was evicted to stay within --max-behavior-entries;
+    /// when not 0, behavioural results may depend on input order.
+    pub behavior_evicted: u64,
+    /// IP ranges, user agents or key operations not remembered because an entity had too many.
+    pub behavior_values_dropped: u64,
     pub threads: u64,
     pub elapsed_seconds: f64,
     /// Decompressed megabytes (10^6 bytes) per second of wall time.

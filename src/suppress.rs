@@ -75,9 +75,18 @@ impl Suppressions {
 
     /// The suppression that covers an alert, if any.
     pub fn matching(&self, alert_id: &str, rule_ids: &[&str], record: &Record) -> Option<&Suppression> {
+        self.find(alert_id, rule_ids, |e| record_has_entity(record, e))
+    }
+
+    /// The suppression that covers a behavioural alert, whose entities are given as values.
+    pub fn matching_entities(&self, alert_id: &str, rule_ids: &[&str], entities: &[&str]) -> Option<&Suppression> {
+        self.find(alert_id, rule_ids, |e| entities.iter().any(|v| v.eq_ignore_ascii_case(e)))
+    }
+
+    fn find(&self, alert_id: &str, rule_ids: &[&str], has_entity: impl Fn(&str) -> bool) -> Option<&Suppression> {
         self.entries.iter().find(|s| {
             let target = s.alert.as_deref() == Some(alert_id) || s.rule.as_deref().is_some_and(|r| rule_ids.contains(&r));
-            target && s.entity.as_deref().is_none_or(|e| record_has_entity(record, e))
+            target && s.entity.as_deref().is_none_or(&has_entity)
         })
     }
 }

@@ -5,6 +5,7 @@
 //! matched on each surface: a finding needs its threat's threshold (1.0 unless a rule file
 //! says otherwise), so a weak phrase alone does not page anyone.
 
+pub mod behavior;
 pub mod conditions;
 pub mod decode;
 pub mod normalize;

@@ -41,6 +41,13 @@ pub fn render(s: &RunStats) -> String {
     if s.records_outside_time_range > 0 {
         let _ = writeln!(out, "  skipped  {} record(s) outside --since/--until", s.records_outside_time_range);
     }
+    if s.behavior_evicted + s.behavior_values_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  behavior {} entities kept; {} evicted past --max-behavior-entries and {} values dropped: behavioural alerts may depend on input order",
+            s.behavior_entities, s.behavior_evicted, s.behavior_values_dropped
+        );
+    }
     let _ = writeln!(out, "  alerts   {}{}", s.alerts, counts(&s.alerts_by_severity));
     out
 }

@@ -16,6 +16,7 @@ use crate::detect::conditions::{Condition, Test, FIELDS};
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("ascii_smuggling.toml", include_str!("../../rules/ascii_smuggling.toml")),
     ("azure_verdicts.toml", include_str!("../../rules/azure_verdicts.toml")),
+    ("behavior.toml", include_str!("../../rules/behavior.toml")),
     ("control_plane.toml", include_str!("../../rules/control_plane.toml")),
     ("credentials.toml", include_str!("../../rules/credentials.toml")),
     ("data_poisoning.toml", include_str!("../../rules/data_poisoning.toml")),
@@ -84,6 +85,7 @@ pub fn path_sources(path: &Path) -> Result<Vec<RuleSource>, RuleError> {
 /// failure is returned.
 pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
     let mut rules: Vec<Rule> = Vec::new();
+    let mut behaviors = Vec::new();
     let mut errors = Vec::new();
     let mut thresholds: BTreeMap<Threat, f64> = BTreeMap::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -107,6 +109,20 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
                 }),
             }
         }
+        for raw in file.behavior {
+            let id = raw.id.clone();
+            match super::behavior::compile(raw, &src.name) {
+                Ok(rule) => {
+                    if let Some(first) = seen.get(&rule.id) {
+                        errors.push(RuleError { file: src.name.clone(), rule_id: Some(id), reason: format!("duplicate id (first defined in {first})") });
+                        continue;
+                    }
+                    seen.insert(rule.id.clone(), src.name.clone());
+                    behaviors.push(rule);
+                }
+                Err(reason) => errors.push(RuleError { file: src.name.clone(), rule_id: Some(id), reason }),
+            }
+        }
         for raw in file.rule {
             let id = raw.id.clone();
             match compile_rule(raw, &src.name) {
@@ -127,7 +143,15 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
         }
     }
     rules.sort_by(|a, b| a.id.cmp(&b.id));
-    (RuleSet { rules, thresholds: thresholds.into_iter().collect() }, errors)
+    behaviors.sort_by(|a, b| a.id.cmp(&b.id));
+    (RuleSet { rules, thresholds: thresholds.into_iter().collect(), behaviors }, errors)
+}
+
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err("id must be letters, digits, '-', '_' or '.'".into());
+    }
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
@@ -135,9 +159,7 @@ fn one_line(s: &str) -> String {
 }
 
 fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
-    if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err("id must be letters, digits, '-', '_' or '.'".into());
-    }
+    check_id(&raw.id)?;
     if raw.title.trim().is_empty() {
         return Err("title is empty".into());
     }
@@ -413,10 +435,12 @@ pub fn camel(s: &str) -> String {
 /// `--min-severity`. Unknown ids are reported so a typo does not silently disable nothing.
 pub fn select(set: &mut RuleSet, only: &[String], exclude: &[String], min: Option<Severity>) -> Vec<String> {
     let mut unknown: Vec<String> =
-        only.iter().chain(exclude).filter(|id| set.get(id).is_none()).cloned().collect();
+        only.iter().chain(exclude).filter(|id| set.get(id).is_none() && !set.behaviors.iter().any(|b| &b.id == *id)).cloned().collect();
     unknown.dedup();
-    set.rules.retain(|r| {
-        (only.is_empty() || only.contains(&r.id)) && !exclude.contains(&r.id) && min.is_none_or(|m| r.severity >= m)
-    });
+    let keep = |id: &String, severity: Severity| {
+        (only.is_empty() || only.contains(id)) && !exclude.contains(id) && min.is_none_or(|m| severity >= m)
+    };
+    set.rules.retain(|r| keep(&r.id, r.severity));
+    set.behaviors.retain(|r| keep(&r.id, r.severity));
     unknown
 }

@@ -2,6 +2,7 @@
 //! explanation for every rejected rule (`load`), and the proofs and example runs that keep the
 //! pack honest (`validate`). The compiled [`RuleSet`] is immutable and shared by all workers.
 
+pub mod behavior;
 pub mod load;
 pub mod schema;
 pub mod validate;
@@ -262,6 +263,8 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Per-threat alert thresholds (summed weights on one surface); default 1.0.
     pub thresholds: Vec<(Threat, f64)>,
+    /// Threshold rules over time, sorted by id.
+    pub behaviors: Vec<behavior::BehaviorRule>,
 }
 
 impl RuleSet {

@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-/// One rules file: any number of `[[rule]]` tables and optional `[[detector]]` thresholds.
+/// One rules file: any number of `[[rule]]` tables, optional `[[detector]]` thresholds and
+/// `[[behavior]]` threshold rules over time.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleFile {
@@ -12,6 +13,8 @@ pub struct RawRuleFile {
     pub rule: Vec<RawRule>,
     #[serde(default)]
     pub detector: Vec<RawDetector>,
+    #[serde(default)]
+    pub behavior: Vec<RawBehavior>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,4 +111,54 @@ pub struct RawDetector {
     pub threat: String,
     /// Summed rule weights on one surface that raise an alert (default 1.0).
     pub threshold: f64,
+}
+
+/// A threshold rule over a caller's or resource's behaviour in time; which fields apply
+/// depends on `detector` (rules/README.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBehavior {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// `duplicate_requests`, `volume_anomaly`, `new_attribute`, `attempt_burst`,
+    /// `status_burst`, `key_then_new_ip`.
+    pub detector: String,
+    pub threat: String,
+    pub severity: String,
+    /// A duration (`90s`, `10m`, `1h`, `1d`); every detector but new_attribute has one.
+    pub window: Option<String>,
+    /// Events within `window` that raise the alert (the count detectors).
+    pub threshold: Option<u64>,
+    /// volume_anomaly: `requests` or `tokens`.
+    pub measure: Option<String>,
+    /// volume_anomaly: `caller` or `resource`.
+    pub entity: Option<String>,
+    /// volume_anomaly: earlier windows the baseline is taken from.
+    pub baseline_windows: Option<u32>,
+    /// volume_anomaly: windows of history needed before a window is judged.
+    pub min_baseline_windows: Option<u32>,
+    /// volume_anomaly: the observed value must be at least this multiple of the median.
+    pub factor: Option<f64>,
+    /// volume_anomaly: and at least this many scaled MADs above the median.
+    pub min_score: Option<f64>,
+    /// volume_anomaly: and at least this value.
+    pub min_value: Option<u64>,
+    /// new_attribute: `ip_range`, `user_agent` or `auth_method`.
+    pub attribute: Option<String>,
+    /// new_attribute: how long after an identity's first record its habits are learned.
+    pub learning: Option<String>,
+    /// new_attribute: records needed during learning before anything is called new;
+    /// key_then_new_ip: data-plane calls on the resource needed before the key operation.
+    pub min_history: Option<u64>,
+    /// status_burst: the HTTP statuses counted.
+    #[serde(default)]
+    pub statuses: Vec<u16>,
+    pub alert_type: Option<String>,
+    pub category: Option<String>,
+    #[serde(default)]
+    pub mitre: Vec<String>,
+    #[serde(default)]
+    pub atlas: Vec<String>,
 }

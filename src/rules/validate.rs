@@ -222,7 +222,7 @@ pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
             });
             continue;
         }
-        let single = RuleSet { rules: vec![rule.clone()], thresholds: rules.thresholds.clone() };
+        let single = RuleSet { rules: vec![rule.clone()], thresholds: rules.thresholds.clone(), behaviors: Vec::new() };
         let intel = crate::intel::Intel::with_entries(&rule.examples_intel).unwrap_or_default();
         let engine = Engine::new(Arc::new(single), Arc::new(intel));
         for (texts, expected) in [(&rule.examples_match, true), (&rule.examples_no_match, false)] {

@@ -4,6 +4,7 @@ mod util;
 
 mod accounting;
 mod alerts;
+mod behavior;
 mod incremental;
 mod content_rules;
 mod hostile;

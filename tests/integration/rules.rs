@@ -33,6 +33,8 @@ fn every_bad_rule_is_reported_with_file_id_and_reason() {
         ("unknown-threat.toml", Some("BAD-THREAT-001"), "unknown threat \"prompt_hacking\""),
         ("failing-example.toml", Some("BAD-EXAMPLE-RUN-001"), "should match but did not"),
         ("not-toml.toml", None, "not-toml.toml"),
+        ("behavior-stray-field.toml", Some("BAD-BEHAVIOR-001"), "`learning` does not apply to detector attempt_burst"),
+        ("behavior-unknown-detector.toml", Some("BAD-BEHAVIOR-002"), "unknown detector \"sudden_silence\""),
     ];
     for (file, id, reason) in cases {
         let path = format!("fixtures/rules/invalid/{file}");

@@ -1,0 +1,239 @@
+//! Who calls how: the first time each identity was seen with each IP range, user agent or auth
+//! method (access anomalies after a learning period), and per resource the key operations and
+//! the first time each range used a key (credential misuse). "First" is a minimum, so the
+//! result does not depend on the order records arrive in.
+
+use serde_json::json;
+
+use super::series::{keep_earliest, Point};
+use super::{capitalized, span_text, BehaviorFinding, Observation, Who, CONTRIBUTING_CAP};
+use crate::rules::behavior::Attribute;
+
+/// When and by whom a value (an IP range, a user agent family...) was first seen.
+#[derive(Debug, Clone)]
+pub struct ValueSeen {
+    pub first: Point,
+    pub who: Who,
+    pub count: u64,
+    pub latest: jiff::Timestamp,
+    pub earliest: Vec<Point>,
+}
+
+/// Values by name, sorted, capped.
+#[derive(Debug, Default, Clone)]
+pub struct Values(Vec<(String, ValueSeen)>);
+
+impl Values {
+    /// Returns the entries added, and whether the value was dropped for the cap.
+    fn add(&mut self, p: &Point, value: &str, who: &Who, max_values: usize) -> (u64, bool) {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(value)) {
+            Ok(i) => {
+                let seen = &mut self.0[i].1;
+                seen.count += 1;
+                seen.latest = seen.latest.max(p.time);
+                if *p < seen.first {
+                    seen.first = p.clone();
+                    seen.who = who.clone();
+                }
+                (u64::from(keep_earliest(&mut seen.earliest, p.clone(), CONTRIBUTING_CAP)), false)
+            }
+            Err(_) if self.0.len() >= max_values => (0, true),
+            Err(i) => {
+                let seen = ValueSeen { first: p.clone(), who: who.clone(), count: 1, latest: p.time, earliest: vec![p.clone()] };
+                self.0.insert(i, (value.to_owned(), seen));
+                (2, false)
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &ValueSeen)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// One identity's habits.
+#[derive(Debug, Default, Clone)]
+pub struct Habits {
+    /// Its earliest records, as many as the rule's `min_history`: when it was first seen and
+    /// whether its learning period held enough records.
+    earliest: Vec<Point>,
+    values: Values,
+}
+
+impl Habits {
+    pub fn add(&mut self, p: &Point, value: Option<&str>, who: &Who, min_history: u64, max_values: usize) -> (u64, bool) {
+        let mut added = u64::from(keep_earliest(&mut self.earliest, p.clone(), min_history.clamp(1, 10_000) as usize));
+        let Some(v) = value else { return (added, false) };
+        let (n, dropped) = self.values.add(p, v, who, max_values);
+        added += n;
+        (added, dropped)
+    }
+}
+
+/// Values first seen after the identity's learning period, once it had `min_history` records
+/// in that period and at least one value to compare with.
+pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history: u64, key: &str, label: &str, h: &Habits) -> Vec<BehaviorFinding> {
+    let Some(first) = h.earliest.first() else { return Vec::new() };
+    let learning_end = first.time.saturating_add(jiff::SignedDuration::from_secs(learning)).unwrap_or(first.time);
+    let in_learning = h.earliest.iter().filter(|p| p.time <= learning_end).count() as u64;
+    if in_learning < min_history.max(1) {
+        return Vec::new();
+    }
+    let known: Vec<&str> = h.values.iter().filter(|(_, s)| s.first.time <= learning_end).map(|(v, _)| v).collect();
+    if known.is_empty() {
+        return Vec::new();
+    }
+    let shown_known = known.iter().take(10).map(|v| crate::report::terminal::escape(v).into_owned()).collect::<Vec<_>>();
+    h.values
+        .iter()
+        .filter(|(_, s)| s.first.time > learning_end)
+        .map(|(value, seen)| {
+            let value_shown = crate::report::terminal::escape(value).into_owned();
+            let explanation = format!(
+                "{} was first seen at {}; in its learning period of {} it made {}{} requests, with {} {}. At {} it appeared with the {} {value_shown} for the first time ({} requests with it, the last at {}).",
+                capitalized(label),
+                first.time,
+                span_text(learning),
+                if in_learning >= min_history { "at least " } else { "" },
+                in_learning,
+                attribute.as_str(),
+                shown_known.join(", "),
+                seen.first.time,
+                attribute.as_str(),
+                seen.count,
+                seen.latest,
+            );
+            BehaviorFinding {
+                rule,
+                entity: key.to_owned(),
+                anchor: value.to_owned(),
+                entity_label: label.to_owned(),
+                trigger: seen.first.clone(),
+                first: seen.first.time,
+                last: seen.latest,
+                contributing: seen.earliest.clone(),
+                contributing_total: seen.count,
+                who: seen.who.clone(),
+                other: None,
+                numbers: json!({
+                    "detector": "new_attribute",
+                    "attribute": attribute.as_str(),
+                    "newValue": value_shown,
+                    "knownValues": shown_known,
+                    "firstSeen": first.time.to_string(),
+                    "learningEnds": learning_end.to_string(),
+                    "learningRecords": in_learning,
+                    "requestsWithNewValue": seen.count,
+                }),
+                explanation,
+            }
+        })
+        .collect()
+}
+
+/// One resource's key operations and who used its keys from where.
+#[derive(Debug, Default, Clone)]
+pub struct KeyUse {
+    /// Key listings or regenerations by operation id, with the earliest event of each.
+    operations: Vec<(String, Point, Who)>,
+    /// API-key calls per hour (hour index, count).
+    calls_per_hour: Vec<(i64, u64)>,
+    ranges: Values,
+}
+
+impl KeyUse {
+    pub fn add(&mut self, o: &Observation, max_operations: usize, max_values: usize) -> (u64, bool) {
+        if let Some(op) = &o.key_operation {
+            let full = self.operations.len() >= max_operations;
+            return match self.operations.iter_mut().find(|(k, _, _)| k == op) {
+                Some(entry) => {
+                    if o.point < entry.1 {
+                        entry.1 = o.point.clone();
+                        entry.2 = o.who.clone();
+                    }
+                    (0, false)
+                }
+                None if full => (0, true),
+                None => {
+                    self.operations.push((op.clone(), o.point.clone(), o.who.clone()));
+                    (1, false)
+                }
+            };
+        }
+        let Some(range) = &o.ip_range else { return (0, false) };
+        let hour = o.point.secs().div_euclid(3600);
+        let mut added = 0;
+        match self.calls_per_hour.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(i) => self.calls_per_hour[i].1 += 1,
+            Err(i) => {
+                self.calls_per_hour.insert(i, (hour, 1));
+                added += 1;
+            }
+        }
+        let (n, dropped) = self.ranges.add(&o.point, range, &o.who, max_values);
+        (added + n, dropped)
+    }
+}
+
+/// For each key operation: API-key calls within `window` after it from ranges never seen on
+/// the resource before it, when the resource had `min_history` key calls in the whole hours
+/// before the operation (without a history, every range is new and nothing can be told).
+pub fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, key: &str, label: &str, k: &KeyUse) -> Vec<BehaviorFinding> {
+    let mut ops: Vec<&(String, Point, Who)> = k.operations.iter().collect();
+    ops.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut out = Vec::new();
+    for (op_key, op, op_who) in ops {
+        let op_hour = op.secs().div_euclid(3600);
+        let history: u64 = k.calls_per_hour.iter().filter(|(h, _)| *h < op_hour).map(|(_, n)| n).sum();
+        if history < min_history {
+            continue;
+        }
+        let until = op.secs().saturating_add(window);
+        let new: Vec<(&str, &ValueSeen)> = k.ranges.iter().filter(|(_, s)| s.first > *op && s.first.secs() <= until).collect();
+        let Some((_, trigger)) = new.iter().min_by(|a, b| a.1.first.cmp(&b.1.first)) else { continue };
+        let mut contributing = vec![op.clone()];
+        let mut calls = Vec::new();
+        for (_, s) in &new {
+            for p in &s.earliest {
+                keep_earliest(&mut calls, p.clone(), CONTRIBUTING_CAP - 1);
+            }
+        }
+        contributing.extend(calls);
+        let total: u64 = new.iter().map(|(_, s)| s.count).sum();
+        let names: Vec<String> = new.iter().map(|(r, _)| crate::report::terminal::escape(r).into_owned()).collect();
+        let actor = op_who.upn.clone().or_else(|| op_who.object_id.clone()).or_else(|| op_who.ip.clone()).unwrap_or_else(|| "an unknown principal".into());
+        let explanation = format!(
+            "The keys of {label} were listed or regenerated at {} by {}. Within {} after that, {total} API-key calls came from {} IP range(s) never seen on this resource before: {}; the first at {}. The resource had {history} API-key calls in the hours before.",
+            op.time,
+            crate::report::terminal::escape(&actor),
+            span_text(window),
+            names.len(),
+            names.join(", "),
+            trigger.first.time,
+        );
+        out.push(BehaviorFinding {
+            rule,
+            entity: key.to_owned(),
+            anchor: op_key.clone(),
+            entity_label: label.to_owned(),
+            trigger: trigger.first.clone(),
+            first: op.time,
+            last: new.iter().map(|(_, s)| s.latest).max().unwrap_or(op.time),
+            contributing,
+            contributing_total: total + 1,
+            who: trigger.who.clone(),
+            other: Some(op_who.clone()),
+            numbers: json!({
+                "detector": "key_then_new_ip",
+                "keyOperationTime": op.time.to_string(),
+                "keyOperationBy": crate::report::terminal::escape(&actor),
+                "newRanges": names,
+                "callsFromNewRanges": total,
+                "priorKeyCalls": history,
+                "windowSeconds": window,
+            }),
+            explanation,
+        });
+    }
+    out
+}
