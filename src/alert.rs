@@ -302,7 +302,7 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
 fn who_entity(w: &Who) -> (&'static str, String) {
     if let Some(ip) = &w.ip {
         if w.ip_masked {
-            return ("ip", crate::detect::behavior::ip_range(ip).unwrap_or_else(|| ip.clone()));
+            return ("ip", crate::detect::behavior::ip_range(ip).map_or_else(|| ip.clone(), |r| r.to_string()));
         }
         return ("ip", ip.clone());
     }

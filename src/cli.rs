@@ -206,11 +206,11 @@ pub struct ScanArgs {
     /// The `serviceSource` value written in alerts.
     #[arg(long, value_name = "NAME", default_value = "unknown")]
     pub service_source: String,
-    /// Memory bound of the behavioural detectors, in retained entries (time buckets, records
-    /// and values, about 100 bytes each). Past it the least recently active entities are
-    /// evicted, the summary says how many, and results may then depend on input order.
-    #[arg(long, value_name = "N", default_value_t = crate::detect::behavior::DEFAULT_MAX_ENTRIES)]
-    pub max_behavior_entries: u64,
+    /// Memory bound of the behavioural detectors, in megabytes (counted, approximately). Past
+    /// it the least recently active callers and resources are evicted, the summary says how
+    /// many, and behavioural results may then depend on input order.
+    #[arg(long, value_name = "MB", default_value_t = crate::detect::behavior::DEFAULT_MAX_MEMORY_MB)]
+    pub max_behavior_memory: u64,
 }
 
 #[derive(Debug, Args)]

@@ -41,7 +41,7 @@ pub struct RunStats {
     pub rules_loaded: u64,
     /// Entities (callers, identities, resources) the behavioural detectors held at the end.
     pub behavior_entities: u64,
-    /// Entities whose behavioural state was evicted to stay within --max-behavior-entries;
+    /// Entities whose behavioural state was evicted to stay within --max-behavior-memory;
     /// when not 0, behavioural results may depend on input order.
     pub behavior_evicted: u64,
     /// IP ranges, user agents or key operations not remembered because an entity had too many.

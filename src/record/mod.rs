@@ -688,19 +688,35 @@ fn adapt_one(
 /// here, not std's hasher, whose output may change between Rust releases); not a security
 /// hash. Two multiply-rotate lanes over 8-byte words keep it off the profile.
 pub fn record_hash(text: &str) -> String {
+    format!("{:032x}", record_hash128(text))
+}
+
+/// [`record_hash`] as a number, for keys that never need the hex.
+pub fn record_hash128(text: &str) -> u128 {
+    hash128_mapped(text.as_bytes(), |b| b)
+}
+
+/// [`record_hash128`] of the text with ASCII letters lower-cased, without copying it: keys
+/// that logs spell in either case (ARM resource ids, object ids).
+pub fn hash128_ascii_lower(text: &str) -> u128 {
+    hash128_mapped(text.as_bytes(), |b| b.to_ascii_lowercase())
+}
+
+fn hash128_mapped(bytes: &[u8], map: impl Fn(u8) -> u8) -> u128 {
     const P1: u64 = 0x9E37_79B9_7F4A_7C15;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
     const P3: u64 = 0x1656_67B1_9E37_79F9;
-    let bytes = text.as_bytes();
     let (mut h1, mut h2) = (0x243F_6A88_85A3_08D3u64 ^ bytes.len() as u64, 0x1319_8A2E_0370_7344u64);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let w = u64::from_le_bytes([map(c[0]), map(c[1]), map(c[2]), map(c[3]), map(c[4]), map(c[5]), map(c[6]), map(c[7])]);
         h1 = (h1 ^ w).wrapping_mul(P1).rotate_left(31);
         h2 = (h2 ^ w.rotate_left(23)).wrapping_mul(P2).rotate_left(29).wrapping_add(h1);
     }
     let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    for (t, b) in tail.iter_mut().zip(chunks.remainder()) {
+        *t = map(*b);
+    }
     let w = u64::from_le_bytes(tail) ^ ((chunks.remainder().len() as u64) << 56);
     h1 = (h1 ^ w).wrapping_mul(P1).rotate_left(31);
     h2 = (h2 ^ w.rotate_left(23)).wrapping_mul(P2).rotate_left(29).wrapping_add(h1);
@@ -713,7 +729,7 @@ pub fn record_hash(text: &str) -> String {
     };
     let a = fmix(h1 ^ h2.wrapping_mul(P3));
     let b = fmix(h2 ^ a);
-    format!("{a:016x}{b:016x}")
+    (u128::from(a) << 64) | u128::from(b)
 }
 
 fn is_false(b: &bool) -> bool {

@@ -44,7 +44,7 @@ pub fn render(s: &RunStats) -> String {
     if s.behavior_evicted + s.behavior_values_dropped > 0 {
         let _ = writeln!(
             out,
-            "  behavior {} entities kept; {} evicted past --max-behavior-entries and {} values dropped: behavioural alerts may depend on input order",
+            "  behavior {} entities kept; {} evicted past --max-behavior-memory and {} values dropped: behavioural alerts may depend on input order",
             s.behavior_entities, s.behavior_evicted, s.behavior_values_dropped
         );
     }

@@ -31,7 +31,7 @@ pub enum BehaviorKind {
     /// A window's volume far above the entity's own median of earlier windows.
     VolumeAnomaly(VolumeRule),
     /// An identity seen with an attribute value it never had during its learning period.
-    NewAttribute { attribute: Attribute, learning: i64, min_history: u64 },
+    NewAttribute { attribute: Attribute, learning: i64, min_history: u64, max_known: u32 },
     /// Prompt attacks (findings or Azure content-filter blocks) from one caller.
     AttemptBurst { threshold: u64 },
     /// Responses with the given HTTP statuses to one caller.
@@ -157,7 +157,7 @@ pub fn compile(raw: RawBehavior, file: &str) -> Result<BehaviorRule, String> {
             })
         }
         "new_attribute" => {
-            used.extend(["attribute", "learning", "min_history"]);
+            used.extend(["attribute", "learning", "min_history", "max_known"]);
             let attribute = match raw.attribute.as_deref() {
                 Some("ip_range") => Attribute::IpRange,
                 Some("user_agent") => Attribute::UserAgent,
@@ -165,7 +165,11 @@ pub fn compile(raw: RawBehavior, file: &str) -> Result<BehaviorRule, String> {
                 other => return Err(format!("new_attribute needs attribute = ip_range, user_agent or auth_method (got {other:?})")),
             };
             let learning = duration(raw.learning.as_deref().ok_or("new_attribute needs `learning`")?).map_err(|e| format!("learning: {e}"))?;
-            BehaviorKind::NewAttribute { attribute, learning, min_history: raw.min_history.unwrap_or(1) }
+            let max_known = raw.max_known.unwrap_or(32);
+            if max_known == 0 {
+                return Err("max_known must be at least 1".into());
+            }
+            BehaviorKind::NewAttribute { attribute, learning, min_history: raw.min_history.unwrap_or(1), max_known }
         }
         "key_then_new_ip" => {
             used.push("min_history");
@@ -178,7 +182,8 @@ pub fn compile(raw: RawBehavior, file: &str) -> Result<BehaviorRule, String> {
         }
     };
     // A field the detector does not read is a mistake that would silently change nothing.
-    let given: [(&str, bool); 13] = [
+    let given: [(&str, bool); 14] = [
+        ("max_known", raw.max_known.is_some()),
         ("window", raw.window.is_some()),
         ("threshold", raw.threshold.is_some()),
         ("measure", raw.measure.is_some()),

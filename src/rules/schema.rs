@@ -149,6 +149,9 @@ pub struct RawBehavior {
     pub attribute: Option<String>,
     /// new_attribute: how long after an identity's first record its habits are learned.
     pub learning: Option<String>,
+    /// new_attribute: an identity with more values than this while learning roams, and is not
+    /// judged (default 32).
+    pub max_known: Option<u32>,
     /// new_attribute: records needed during learning before anything is called new;
     /// key_then_new_ip: data-plane calls on the resource needed before the key operation.
     pub min_history: Option<u64>,

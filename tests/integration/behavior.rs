@@ -142,10 +142,10 @@ fn behavioral_alerts_do_not_depend_on_threads_or_file_order() {
 #[test]
 fn past_the_memory_bound_state_is_evicted_and_reported() {
     let dir = traffic();
-    let (r, stats) = run_stats(&["scan", "--max-behavior-entries", "300", dir.path().to_str().unwrap()]);
+    let (r, stats) = run_stats(&["scan", "--max-behavior-memory", "1", dir.path().to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(n(&stats, "behaviorEvicted") > 0, "{stats}");
-    assert!(r.stderr.contains("evicted past --max-behavior-entries"), "{}", r.stderr);
+    assert!(r.stderr.contains("evicted past --max-behavior-memory"), "{}", r.stderr);
     assert!(r.stderr.contains("may depend on input order"), "{}", r.stderr);
     let (_, full) = run_stats(&["scan", dir.path().to_str().unwrap()]);
     assert_eq!(n(&full, "behaviorEvicted"), 0);

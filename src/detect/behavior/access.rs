@@ -3,51 +3,57 @@
 //! the first time each range used a key (credential misuse). "First" is a minimum, so the
 //! result does not depend on the order records arrive in.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
-use super::series::{keep_earliest, Point};
-use super::{capitalized, span_text, BehaviorFinding, Observation, Who, CONTRIBUTING_CAP};
+use super::series::{grow_gently, keep_earliest, Point};
+use super::{capitalized, span_text, BehaviorFinding, LazyWho, Observation, Who, CONTRIBUTING_CAP};
 use crate::rules::behavior::Attribute;
 
 /// When and by whom a value (an IP range, a user agent family...) was first seen.
 #[derive(Debug, Clone)]
 pub struct ValueSeen {
     pub first: Point,
-    pub who: Who,
+    pub who: Arc<Who>,
     pub count: u64,
     pub latest: jiff::Timestamp,
     pub earliest: Vec<Point>,
 }
 
-/// Values by name, sorted, capped.
+/// Values by fingerprint, sorted, capped; each keeps the text it is shown as.
 #[derive(Debug, Default, Clone)]
-pub struct Values(Vec<(String, ValueSeen)>);
+pub struct Values(Vec<(u128, String, ValueSeen)>);
 
 impl Values {
     /// Returns the entries added, and whether the value was dropped for the cap.
-    fn add(&mut self, p: &Point, value: &str, who: &Who, max_values: usize) -> (u64, bool) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(value)) {
+    fn add(&mut self, p: &Point, value: u128, display: &dyn Fn() -> String, who: &LazyWho, max_values: usize) -> (u64, bool) {
+        match self.0.binary_search_by_key(&value, |(k, _, _)| *k) {
             Ok(i) => {
-                let seen = &mut self.0[i].1;
+                let seen = &mut self.0[i].2;
                 seen.count += 1;
                 seen.latest = seen.latest.max(p.time);
                 if *p < seen.first {
                     seen.first = p.clone();
-                    seen.who = who.clone();
+                    seen.who = who.get();
                 }
                 (u64::from(keep_earliest(&mut seen.earliest, p.clone(), CONTRIBUTING_CAP)), false)
             }
             Err(_) if self.0.len() >= max_values => (0, true),
             Err(i) => {
-                let seen = ValueSeen { first: p.clone(), who: who.clone(), count: 1, latest: p.time, earliest: vec![p.clone()] };
-                self.0.insert(i, (value.to_owned(), seen));
+                grow_gently(&mut self.0);
+                let seen = ValueSeen { first: p.clone(), who: who.get(), count: 1, latest: p.time, earliest: vec![p.clone()] };
+                self.0.insert(i, (value, display(), seen));
                 (2, false)
             }
         }
     }
 
+    /// The values in the order of their text.
     fn iter(&self) -> impl Iterator<Item = (&str, &ValueSeen)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        let mut v: Vec<(&str, &ValueSeen)> = self.0.iter().map(|(_, t, s)| (t.as_str(), s)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.into_iter()
     }
 }
 
@@ -61,101 +67,115 @@ pub struct Habits {
 }
 
 impl Habits {
-    pub fn add(&mut self, p: &Point, value: Option<&str>, who: &Who, min_history: u64, max_values: usize) -> (u64, bool) {
+    pub fn add(&mut self, p: &Point, value: Option<u128>, display: &dyn Fn() -> String, who: &LazyWho, min_history: u64, max_values: usize) -> (u64, bool) {
         let mut added = u64::from(keep_earliest(&mut self.earliest, p.clone(), min_history.clamp(1, 10_000) as usize));
         let Some(v) = value else { return (added, false) };
-        let (n, dropped) = self.values.add(p, v, who, max_values);
+        let (n, dropped) = self.values.add(p, v, display, who, max_values);
         added += n;
         (added, dropped)
     }
 }
 
 /// Values first seen after the identity's learning period, once it had `min_history` records
-/// in that period and at least one value to compare with.
-pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history: u64, key: &str, label: &str, h: &Habits) -> Vec<BehaviorFinding> {
-    let Some(first) = h.earliest.first() else { return Vec::new() };
+/// in that period and at least one value to compare with: one finding per identity, listing
+/// them. An identity that used more than `max_known` values while learning roams by nature
+/// (a mobile app's key, a shared gateway), and a new value says nothing about it.
+#[allow(clippy::too_many_arguments)]
+pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history: u64, max_known: u32, key: &str, label: &str, h: &Habits) -> Option<BehaviorFinding> {
+    let first = h.earliest.first()?;
     let learning_end = first.time.saturating_add(jiff::SignedDuration::from_secs(learning)).unwrap_or(first.time);
     let in_learning = h.earliest.iter().filter(|p| p.time <= learning_end).count() as u64;
     if in_learning < min_history.max(1) {
-        return Vec::new();
+        return None;
     }
     let known: Vec<&str> = h.values.iter().filter(|(_, s)| s.first.time <= learning_end).map(|(v, _)| v).collect();
-    if known.is_empty() {
-        return Vec::new();
+    if known.is_empty() || known.len() > max_known as usize {
+        return None;
     }
-    let shown_known = known.iter().take(10).map(|v| crate::report::terminal::escape(v).into_owned()).collect::<Vec<_>>();
-    h.values
+    let mut new: Vec<(&str, &ValueSeen)> = h.values.iter().filter(|(_, s)| s.first.time > learning_end).collect();
+    new.sort_by(|a, b| a.1.first.cmp(&b.1.first));
+    let (first_value, trigger) = *new.first()?;
+    let escape = |v: &str| crate::report::terminal::escape(v).into_owned();
+    let shown_known: Vec<String> = known.iter().take(10).map(|v| escape(v)).collect();
+    let listed: Vec<String> = new
         .iter()
-        .filter(|(_, s)| s.first.time > learning_end)
-        .map(|(value, seen)| {
-            let value_shown = crate::report::terminal::escape(value).into_owned();
-            let explanation = format!(
-                "{} was first seen at {}; in its learning period of {} it made {}{} requests, with {} {}. At {} it appeared with the {} {value_shown} for the first time ({} requests with it, the last at {}).",
-                capitalized(label),
-                first.time,
-                span_text(learning),
-                if in_learning >= min_history { "at least " } else { "" },
-                in_learning,
-                attribute.as_str(),
-                shown_known.join(", "),
-                seen.first.time,
-                attribute.as_str(),
-                seen.count,
-                seen.latest,
-            );
-            BehaviorFinding {
-                rule,
-                entity: key.to_owned(),
-                anchor: value.to_owned(),
-                entity_label: label.to_owned(),
-                trigger: seen.first.clone(),
-                first: seen.first.time,
-                last: seen.latest,
-                contributing: seen.earliest.clone(),
-                contributing_total: seen.count,
-                who: seen.who.clone(),
-                other: None,
-                numbers: json!({
-                    "detector": "new_attribute",
-                    "attribute": attribute.as_str(),
-                    "newValue": value_shown,
-                    "knownValues": shown_known,
-                    "firstSeen": first.time.to_string(),
-                    "learningEnds": learning_end.to_string(),
-                    "learningRecords": in_learning,
-                    "requestsWithNewValue": seen.count,
-                }),
-                explanation,
-            }
-        })
-        .collect()
+        .take(10)
+        .map(|(v, s)| format!("{} ({} requests, {} to {})", escape(v), s.count, s.first.time, s.latest))
+        .collect();
+    let mut contributing = Vec::new();
+    for (_, s) in &new {
+        for p in &s.earliest {
+            keep_earliest(&mut contributing, p.clone(), CONTRIBUTING_CAP);
+        }
+    }
+    let total: u64 = new.iter().map(|(_, s)| s.count).sum();
+    let explanation = format!(
+        "{} was first seen at {}; in its learning period of {} it made {}{} requests, with {} {}. After that it appeared with {} new {}{}: {}{}.",
+        capitalized(label),
+        first.time,
+        span_text(learning),
+        if in_learning >= min_history { "at least " } else { "" },
+        in_learning,
+        attribute.as_str(),
+        shown_known.join(", "),
+        new.len(),
+        attribute.as_str(),
+        if new.len() == 1 { "" } else { "s" },
+        listed.join("; "),
+        if new.len() > listed.len() { format!("; and {} more", new.len() - listed.len()) } else { String::new() },
+    );
+    Some(BehaviorFinding {
+        rule,
+        entity: key.to_owned(),
+        anchor: first_value.to_owned(),
+        entity_label: label.to_owned(),
+        trigger: trigger.first.clone(),
+        first: trigger.first.time,
+        last: new.iter().map(|(_, s)| s.latest).max().unwrap_or(trigger.latest),
+        contributing,
+        contributing_total: total,
+        who: Who::clone(&trigger.who),
+        other: None,
+        numbers: json!({
+            "detector": "new_attribute",
+            "attribute": attribute.as_str(),
+            "newValues": new.iter().take(20).map(|(v, s)| json!({"value": escape(v), "firstSeen": s.first.time.to_string(), "requests": s.count})).collect::<Vec<_>>(),
+            "newValueCount": new.len(),
+            "knownValues": shown_known,
+            "firstSeen": first.time.to_string(),
+            "learningEnds": learning_end.to_string(),
+            "learningRecords": in_learning,
+            "requestsWithNewValues": total,
+        }),
+        explanation,
+    })
 }
 
 /// One resource's key operations and who used its keys from where.
 #[derive(Debug, Default, Clone)]
 pub struct KeyUse {
     /// Key listings or regenerations by operation id, with the earliest event of each.
-    operations: Vec<(String, Point, Who)>,
+    operations: Vec<(String, Point, Arc<Who>)>,
     /// API-key calls per hour (hour index, count).
     calls_per_hour: Vec<(i64, u64)>,
     ranges: Values,
 }
 
 impl KeyUse {
-    pub fn add(&mut self, o: &Observation, max_operations: usize, max_values: usize) -> (u64, bool) {
+    pub fn add(&mut self, o: &Observation, who: &LazyWho, max_operations: usize, max_values: usize) -> (u64, bool) {
         if let Some(op) = &o.key_operation {
             let full = self.operations.len() >= max_operations;
             return match self.operations.iter_mut().find(|(k, _, _)| k == op) {
                 Some(entry) => {
                     if o.point < entry.1 {
                         entry.1 = o.point.clone();
-                        entry.2 = o.who.clone();
+                        entry.2 = who.get();
                     }
                     (0, false)
                 }
                 None if full => (0, true),
                 None => {
-                    self.operations.push((op.clone(), o.point.clone(), o.who.clone()));
+                    self.operations.push((op.clone(), o.point.clone(), who.get()));
                     (1, false)
                 }
             };
@@ -170,7 +190,7 @@ impl KeyUse {
                 added += 1;
             }
         }
-        let (n, dropped) = self.ranges.add(&o.point, range, &o.who, max_values);
+        let (n, dropped) = self.ranges.add(&o.point, range.key(), &|| range.to_string(), who, max_values);
         (added + n, dropped)
     }
 }
@@ -179,7 +199,7 @@ impl KeyUse {
 /// the resource before it, when the resource had `min_history` key calls in the whole hours
 /// before the operation (without a history, every range is new and nothing can be told).
 pub fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, key: &str, label: &str, k: &KeyUse) -> Vec<BehaviorFinding> {
-    let mut ops: Vec<&(String, Point, Who)> = k.operations.iter().collect();
+    let mut ops: Vec<&(String, Point, Arc<Who>)> = k.operations.iter().collect();
     ops.sort_by(|a, b| a.1.cmp(&b.1));
     let mut out = Vec::new();
     for (op_key, op, op_who) in ops {
@@ -221,8 +241,8 @@ pub fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, key: &str
             last: new.iter().map(|(_, s)| s.latest).max().unwrap_or(op.time),
             contributing,
             contributing_total: total + 1,
-            who: trigger.who.clone(),
-            other: Some(op_who.clone()),
+            who: Who::clone(&trigger.who),
+            other: Some(Who::clone(op_who)),
             numbers: json!({
                 "detector": "key_then_new_ip",
                 "keyOperationTime": op.time.to_string(),

@@ -7,18 +7,21 @@
 //! [`Behavior`] in input order; `finish` evaluates every rule once all input is read. State is
 //! kept as commutative summaries (counts per time bucket, the earliest records of each, the
 //! first time each value was seen), so results do not depend on the thread count or on the
-//! order of the input files. Memory is bounded by `max_entries`: past it, the entities touched
-//! least recently are evicted and counted, and from then on results may depend on input order.
+//! order of the input files. Memory is bounded by `--max-behavior-memory`: past it, the entities
+//! touched least recently are evicted and counted, and from then on results may depend on
+//! input order.
 
 mod access;
+mod observe;
 pub mod series;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::record::{AuthKind, Record, RecordKind, Surface};
 use crate::rules::behavior::{Attribute, BehaviorKind, BehaviorRule, Measure, VolumeEntity};
+pub use observe::{ip_range, observe, EntityRef, IpRange, Observation, Who};
 pub use series::{Point, RecordRef};
 use series::{Series, VolumeTest};
 
@@ -28,235 +31,15 @@ pub const CONTRIBUTING_CAP: usize = 20;
 const MAX_VALUES: usize = 256;
 /// Key operations remembered per resource.
 const MAX_KEY_OPERATIONS: usize = 64;
-/// Default for `--max-behavior-entries`.
-pub const DEFAULT_MAX_ENTRIES: u64 = 2_000_000;
 
-/// Who and what a record is about: the evidence a behavioural alert shows.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Who {
-    pub ip: Option<String>,
-    pub ip_masked: bool,
-    pub upn: Option<String>,
-    pub object_id: Option<String>,
-    pub app_id: Option<String>,
-    pub apim_subscription: Option<String>,
-    pub end_user: Option<String>,
-    pub user_agent: Option<String>,
-    pub tenant: Option<String>,
-    pub resource_id: Option<String>,
-    pub resource_name: Option<String>,
-    pub resource_type: Option<String>,
-    pub deployment: Option<String>,
+fn fingerprint(text: &str) -> u128 {
+    crate::record::record_hash128(text)
 }
 
-impl Who {
-    fn of(r: &Record) -> Who {
-        Who {
-            ip: r.caller.end_user_ip.clone().or_else(|| r.caller.ip.clone()),
-            ip_masked: r.caller.end_user_ip.is_none() && r.caller.ip_masked,
-            upn: r.caller.upn.clone(),
-            object_id: r.caller.object_id.clone(),
-            app_id: r.caller.app_id.clone(),
-            apim_subscription: r.caller.apim_subscription_id.clone(),
-            end_user: r.caller.end_user_id.clone(),
-            user_agent: r.caller.user_agent.clone(),
-            tenant: r.caller.tenant_id.clone(),
-            resource_id: r.resource.id.clone(),
-            resource_name: r.resource.account.clone(),
-            resource_type: r.resource.provider.clone(),
-            deployment: r.deployment.clone(),
-        }
-    }
-}
-
-/// A stable key and a readable name for an entity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entity {
-    pub key: String,
-    pub label: String,
-}
-
-/// What the behavioural detectors need from one record.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    pub point: Point,
-    pub who: Who,
-    /// The most specific caller: end user, Entra identity, application, APIM subscription, IP.
-    pub caller: Option<Entity>,
-    /// Every identity the record names, for access anomalies.
-    pub identities: Vec<Entity>,
-    /// The resource, by lower-cased ARM id.
-    pub resource: Option<Entity>,
-    /// Where the request went: the deployment, else the resource.
-    pub target: Option<String>,
-    pub ip_range: Option<String>,
-    pub user_agent_family: Option<String>,
-    pub auth_method: Option<&'static str>,
-    /// Fingerprint of the user's prompt, blind to case, spacing and digits.
-    pub prompt: Option<u128>,
-    pub tokens: u64,
-    pub status: Option<u16>,
-    /// A prompt attack: an alert on this record, or Azure's filter blocking or flagging one.
-    pub attack: bool,
-    /// A key listing or regeneration: the operation's identity (one per Start/Success pair).
-    pub key_operation: Option<String>,
-    /// A data-plane call made with an API key.
-    pub key_call: bool,
-    /// A call to a model or gateway, not a control-plane operation.
-    pub data_plane: bool,
-}
-
-/// Builds the observation for a record; `None` for records without a time, which cannot be
-/// placed in a window. `attack` says whether the record raised a prompt-attack alert.
-pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
-    let time = r.time?;
-    let hash = u128::from_str_radix(&r.record_hash, 16).unwrap_or(0);
-    let point = Point { time, at: RecordRef { file: r.source_file.clone(), line: r.source_line, index: r.index_in_line, hash } };
-    let resource = r.resource.id.as_ref().map(|id| Entity {
-        key: id.to_ascii_lowercase(),
-        label: r.resource.account.clone().unwrap_or_else(|| id.clone()),
-    });
-    let ip_range = r.caller.end_user_ip.as_deref().or(r.caller.ip.as_deref()).and_then(ip_range);
-    let flagged = r.content_filter.prompt_blocked
-        || r.content_filter.verdicts.iter().any(|v| matches!(v.category.as_str(), "jailbreak" | "indirect_attack") && v.is_hit());
-    let data_plane = r.kind != RecordKind::ActivityLog;
-    let op = r.operation.as_deref().unwrap_or("").to_ascii_lowercase();
-    let failed = r.status.success == Some(false) || r.status.result.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("failure"));
-    let key_operation = (!data_plane && !failed && (op.ends_with("/listkeys/action") || op.ends_with("/regeneratekey/action")))
-        .then(|| r.correlation_id.clone().unwrap_or_else(|| r.record_hash.clone()));
-    Some(Observation {
-        point,
-        who: Who::of(r),
-        caller: caller(r),
-        identities: identities(r),
-        target: r.deployment.clone().or_else(|| resource.as_ref().map(|e| e.label.clone())),
-        resource,
-        ip_range,
-        user_agent_family: r.caller.user_agent.as_deref().and_then(user_agent_family),
-        auth_method: r.caller.auth_kind.map(auth_name),
-        prompt: data_plane.then(|| prompt_fingerprint(r)).flatten(),
-        tokens: r.tokens.total.unwrap_or_else(|| r.tokens.prompt.unwrap_or(0) + r.tokens.completion.unwrap_or(0)),
-        status: r.status.code,
-        attack: data_plane && (attack || flagged),
-        key_operation,
-        key_call: data_plane && r.caller.auth_kind == Some(AuthKind::ApiKey),
-        data_plane,
-    })
-}
-
-fn caller(r: &Record) -> Option<Entity> {
-    let c = &r.caller;
-    if let Some(u) = &c.end_user_id {
-        return Some(Entity { key: format!("enduser:{u}"), label: format!("end user {u}") });
-    }
-    if let Some(e) = entra(r) {
-        return Some(e);
-    }
-    if let Some(s) = &c.apim_subscription_id {
-        return Some(Entity { key: format!("apim:{s}"), label: format!("APIM subscription {s}") });
-    }
-    let ip = c.ip.as_deref()?;
-    let shown = if c.ip_masked { ip_range(ip).unwrap_or_else(|| ip.to_owned()) } else { ip.to_owned() };
-    Some(Entity { key: format!("ip:{shown}"), label: format!("IP {shown}") })
-}
-
-fn entra(r: &Record) -> Option<Entity> {
-    let c = &r.caller;
-    if let Some(oid) = &c.object_id {
-        let name = c.upn.clone().unwrap_or_else(|| oid.clone());
-        return Some(Entity { key: format!("entra:{}", oid.to_ascii_lowercase()), label: format!("Entra identity {name}") });
-    }
-    if let Some(upn) = &c.upn {
-        return Some(Entity { key: format!("entra:{}", upn.to_ascii_lowercase()), label: format!("Entra identity {upn}") });
-    }
-    c.app_id.as_ref().map(|a| Entity { key: format!("app:{}", a.to_ascii_lowercase()), label: format!("application {a}") })
-}
-
-/// The identities an access anomaly is judged for: the Entra principal, the APIM
-/// subscription, and for key-authenticated calls the resource's key.
-fn identities(r: &Record) -> Vec<Entity> {
-    let mut out = Vec::new();
-    if r.kind == RecordKind::ActivityLog {
-        // Control-plane calls come from admins' own machines; data-plane habits are what
-        // a stolen credential changes.
-        return out;
-    }
-    out.extend(entra(r));
-    if let Some(s) = &r.caller.apim_subscription_id {
-        out.push(Entity { key: format!("apim:{s}"), label: format!("APIM subscription {s}") });
-    }
-    if r.caller.auth_kind == Some(AuthKind::ApiKey) {
-        if let Some(id) = &r.resource.id {
-            let name = r.resource.account.clone().unwrap_or_else(|| id.clone());
-            out.push(Entity { key: format!("key:{}", id.to_ascii_lowercase()), label: format!("API key of {name}") });
-        }
-    }
-    out
-}
-
-fn auth_name(a: AuthKind) -> &'static str {
-    match a {
-        AuthKind::ApiKey => "api_key",
-        AuthKind::EntraUser => "entra_user",
-        AuthKind::EntraApp => "entra_app",
-        AuthKind::Entra => "entra",
-        AuthKind::ApimSubscription => "apim_subscription",
-    }
-}
-
-/// The /24 of an IPv4 address (masked ones included: `81.2.69.***`), the /48 of an IPv6 one.
-pub fn ip_range(ip: &str) -> Option<String> {
-    let ip = ip.trim();
-    if let Some(prefix) = ip.strip_suffix(".***").or_else(|| ip.strip_suffix(".xxx")) {
-        let parts: Vec<&str> = prefix.split('.').collect();
-        if parts.len() == 3 && parts.iter().all(|p| p.parse::<u8>().is_ok()) {
-            return Some(format!("{prefix}.0/24"));
-        }
-        return None;
-    }
-    match ip.parse::<std::net::IpAddr>().ok()? {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            Some(format!("{}.{}.{}.0/24", o[0], o[1], o[2]))
-        }
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
-        }
-    }
-}
-
-/// The product a user agent names, without its version: `python-requests/2.31.0` and
-/// `python-requests/2.32.3` are one family, `curl/8.4.0` another.
-pub fn user_agent_family(ua: &str) -> Option<String> {
-    let first = ua.split_whitespace().next()?;
-    let product = first.split('/').next().unwrap_or(first).trim_matches(|c: char| !c.is_alphanumeric());
-    (!product.is_empty()).then(|| product.to_ascii_lowercase().chars().take(64).collect())
-}
-
-/// A hash of the user's prompts with case, runs of spacing and digits folded, so requests
-/// that differ only in a counter or a timestamp count as one.
-fn prompt_fingerprint(r: &Record) -> Option<u128> {
-    let mut folded = String::new();
-    for s in r.surfaces.iter().filter(|s| s.surface == Surface::UserPrompt) {
-        let mut space = true;
-        for c in s.text.chars().take(64 * 1024) {
-            if c.is_whitespace() {
-                if !space {
-                    folded.push(' ');
-                }
-                space = true;
-                continue;
-            }
-            space = false;
-            folded.extend(if c.is_ascii_digit() { '0' } else { c }.to_lowercase());
-        }
-        folded.push('\u{1f}');
-    }
-    if folded.trim_matches(|c: char| c == '\u{1f}' || c == ' ').is_empty() {
-        return None;
-    }
-    u128::from_str_radix(&crate::record::record_hash(&folded), 16).ok()
+/// Combines fingerprints into one (for keys made of several parts).
+pub(crate) fn combine(a: u128, b: u128) -> u128 {
+    let mixed = (a ^ b.rotate_left(47)).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    mixed ^ (mixed >> 64)
 }
 
 /// One alert-worthy behaviour, ready to be turned into an alert.
@@ -284,36 +67,97 @@ pub struct BehaviorFinding {
     pub explanation: String,
 }
 
-struct Slot<T> {
+/// An entity's stable key and readable name, shared by every slot of that entity (one
+/// caller has a slot per distinct prompt in the duplicate detector).
+#[derive(Debug)]
+struct Names {
+    key: String,
     label: String,
+}
+
+struct Slot<T> {
+    names: Arc<Names>,
+    /// What tells this slot apart from the entity's others (the prompt, for duplicates).
+    suffix: Option<u128>,
     /// The entity's earliest record and who made it: evidence that does not depend on order.
-    first: Option<(Point, Who)>,
+    first: Option<(Point, Arc<Who>)>,
     last_seq: u64,
-    entries: u64,
+    /// Approximate bytes this entity holds, for the memory bound.
+    bytes: u64,
     state: T,
 }
 
+/// Approximate heap cost of one retained bucket, record or value, with its container's slack
+/// and the allocator's overhead (calibrated against peak RSS on the benchmark corpus).
+const ENTRY_BYTES: u64 = 160;
+/// Approximate cost of one entity's slot in its map (hash-table slack included), and of the
+/// caller details it keeps, besides its key and label.
+const SLOT_BYTES: u64 = 400;
+/// Default for `--max-behavior-memory`, in megabytes.
+pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
+
+/// Callers' details shared by every entity that saw them: most records of a caller carry the
+/// same, and one copy per distinct prompt would dwarf everything else.
+#[derive(Default)]
+pub(crate) struct Interner {
+    by_key: HashMap<u64, Vec<Arc<Who>>>,
+    bytes: u64,
+}
+
+impl Interner {
+    fn get(&mut self, who: &Arc<Who>, key: u64) -> Arc<Who> {
+        let same = self.by_key.entry(key).or_default();
+        if let Some(w) = same.iter().find(|w| ***w == **who) {
+            return Arc::clone(w);
+        }
+        self.bytes += who.heap_bytes();
+        same.push(Arc::clone(who));
+        Arc::clone(who)
+    }
+
+    /// Forgets callers no entity refers to any more.
+    fn purge(&mut self) {
+        let mut freed = 0;
+        self.by_key.retain(|_, same| {
+            same.retain(|w| {
+                let keep = Arc::strong_count(w) > 1;
+                if !keep {
+                    freed += w.heap_bytes();
+                }
+                keep
+            });
+            !same.is_empty()
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+    }
+}
+
+type Map<T> = HashMap<u128, Slot<T>>;
+
 enum State {
-    Series(HashMap<String, Slot<Series>>),
-    Habits(HashMap<String, Slot<access::Habits>>),
-    Keys(HashMap<String, Slot<access::KeyUse>>),
+    Series(Map<Series>),
+    Habits(Map<access::Habits>),
+    Keys(Map<access::KeyUse>),
 }
 
 /// The stateful detectors of one scan.
 pub struct Behavior {
     rules: Vec<BehaviorRule>,
     states: Vec<State>,
-    max_entries: u64,
-    entries: u64,
+    whos: Interner,
+    names: HashMap<u128, Arc<Names>>,
+    max_bytes: u64,
+    bytes: u64,
     seq: u64,
-    /// Entities whose state was dropped to stay within `max_entries`.
+    /// Entities whose state was dropped to stay within the memory bound.
     pub evicted: u64,
     /// Attribute values not remembered because an entity had too many.
     pub values_dropped: u64,
 }
 
 impl Behavior {
-    pub fn new(rules: Vec<BehaviorRule>, max_entries: u64) -> Behavior {
+    /// `max_memory_mb` bounds the state (approximately; it is counted, not measured).
+    pub fn new(rules: Vec<BehaviorRule>, max_memory_mb: u64) -> Behavior {
         let states = rules
             .iter()
             .map(|r| match r.kind {
@@ -322,7 +166,17 @@ impl Behavior {
                 _ => State::Series(HashMap::new()),
             })
             .collect();
-        Behavior { rules, states, max_entries: max_entries.max(1), entries: 0, seq: 0, evicted: 0, values_dropped: 0 }
+        Behavior {
+            rules,
+            states,
+            whos: Interner::default(),
+            names: HashMap::new(),
+            max_bytes: max_memory_mb.max(1).saturating_mul(1 << 20),
+            bytes: 0,
+            seq: 0,
+            evicted: 0,
+            values_dropped: 0,
+        }
     }
 
     pub fn rules(&self) -> &[BehaviorRule] {
@@ -348,48 +202,70 @@ impl Behavior {
     pub fn feed(&mut self, o: &Observation) {
         self.seq += 1;
         let seq = self.seq;
+        // Interned only when an entity keeps it: most records add to entities that already
+        // hold their caller, and the interner would otherwise keep every caller ever seen.
+        let shared = LazyWho { raw: &o.who, key: o.who_key, interner: std::cell::RefCell::new(&mut self.whos), got: std::cell::OnceCell::new() };
+        let who = &o.who;
+        let at = Place { point: &o.point, who: &shared, seq };
+        let ua_text = || who.user_agent.as_deref().and_then(observe::user_agent_product).unwrap_or("").to_ascii_lowercase();
+        let names = &mut self.names;
+        let mut name = |hash: u128, make: &dyn Fn() -> (String, String)| {
+            Arc::clone(names.entry(hash).or_insert_with(|| {
+                let (key, label) = make();
+                Arc::new(Names { key, label })
+            }))
+        };
         for (rule, state) in self.rules.iter().zip(self.states.iter_mut()) {
             let added = match (&rule.kind, state) {
                 (BehaviorKind::DuplicateRequests { threshold }, State::Series(map)) => {
-                    let (Some(c), Some(fp)) = (&o.caller, o.prompt) else { continue };
-                    let target = o.target.as_deref().unwrap_or("-");
-                    let key = format!("{}\u{1f}{target}\u{1f}{fp:032x}", c.key);
-                    let label = format!("{} to {target}", c.label);
+                    let (Some(c), Some(fp)) = (o.caller, o.prompt) else { continue };
+                    let to = combine(c.hash, o.target.unwrap_or(0));
+                    let key = combine(to, fp);
                     let width = (rule.window / series::STEPS).max(1);
                     let keep = (*threshold as usize).max(CONTRIBUTING_CAP);
-                    upsert(map, key, label, o, seq, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+                    let names = || {
+                        let named = name(to, &|| {
+                            let (k, l) = c.names(&who);
+                            let target = observe::target_name(&who);
+                            (format!("{k}\u{1f}{target}"), format!("{l} to {target}"))
+                        });
+                        (named, Some(fp))
+                    };
+                    upsert(map, key, names, &at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
                 }
                 (BehaviorKind::AttemptBurst { threshold }, State::Series(map)) if o.attack => {
-                    count_caller(map, o, seq, rule.window, *threshold)
+                    count_caller(map, o, &at, &mut name, rule.window, *threshold)
                 }
                 (BehaviorKind::StatusBurst { threshold, statuses }, State::Series(map))
                     if o.status.is_some_and(|s| statuses.contains(&s)) =>
                 {
-                    count_caller(map, o, seq, rule.window, *threshold)
+                    count_caller(map, o, &at, &mut name, rule.window, *threshold)
                 }
                 (BehaviorKind::VolumeAnomaly(v), State::Series(map)) => {
-                    if !o.data_plane {
-                        continue;
-                    }
                     let entity = match v.entity {
-                        VolumeEntity::Caller => o.caller.clone(),
-                        VolumeEntity::Resource => o.resource.clone(),
+                        VolumeEntity::Caller => o.caller,
+                        VolumeEntity::Resource => o.resource,
                     };
-                    let Some(e) = entity else { continue };
+                    let (true, Some(e)) = (o.data_plane, entity) else { continue };
                     let amount = if v.measure == Measure::Tokens { o.tokens } else { 0 };
-                    upsert(map, e.key, e.label, o, seq, |s: &mut Series| s.add(o.point.clone(), rule.window, amount, CONTRIBUTING_CAP))
+                    upsert(map, e.hash, || (name(e.hash, &|| e.names(&who)), None), &at, |s: &mut Series| s.add(o.point.clone(), rule.window, amount, CONTRIBUTING_CAP))
                 }
                 (BehaviorKind::NewAttribute { attribute, min_history, .. }, State::Habits(map)) => {
                     let value = match attribute {
-                        Attribute::IpRange => o.ip_range.clone(),
-                        Attribute::UserAgent => o.user_agent_family.clone(),
-                        Attribute::AuthMethod => o.auth_method.map(str::to_owned),
+                        Attribute::IpRange => o.ip_range.map(IpRange::key),
+                        Attribute::UserAgent => o.user_agent_family,
+                        Attribute::AuthMethod => o.auth_method.map(fingerprint),
+                    };
+                    let display = || match attribute {
+                        Attribute::IpRange => o.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                        Attribute::UserAgent => ua_text(),
+                        Attribute::AuthMethod => o.auth_method.unwrap_or_default().to_owned(),
                     };
                     let mut added = 0;
-                    for id in &o.identities {
+                    for id in o.identities.iter().flatten() {
                         let mut dropped = false;
-                        added += upsert(map, id.key.clone(), id.label.clone(), o, seq, |h: &mut access::Habits| {
-                            let (n, d) = h.add(&o.point, value.as_deref(), &o.who, *min_history, MAX_VALUES);
+                        added += upsert(map, id.hash, || (name(id.hash, &|| id.names(&who)), None), &at, |h: &mut access::Habits| {
+                            let (n, d) = h.add(&o.point, value, &display, &shared, *min_history, MAX_VALUES);
                             dropped = d;
                             n
                         });
@@ -403,8 +279,8 @@ impl Behavior {
                         continue;
                     }
                     let mut dropped = false;
-                    let n = upsert(map, res.key.clone(), res.label.clone(), o, seq, |k: &mut access::KeyUse| {
-                        let (n, d) = k.add(o, MAX_KEY_OPERATIONS, MAX_VALUES);
+                    let n = upsert(map, res.hash, || (name(res.hash, &|| res.names(&who)), None), &at, |k: &mut access::KeyUse| {
+                        let (n, d) = k.add(o, &shared, MAX_KEY_OPERATIONS, MAX_VALUES);
                         dropped = d;
                         n
                     });
@@ -413,27 +289,28 @@ impl Behavior {
                 }
                 _ => continue,
             };
-            self.entries += added;
+            self.bytes += added;
         }
-        if self.entries > self.max_entries {
+        drop(shared);
+        if self.bytes + self.whos.bytes > self.max_bytes {
             self.evict();
         }
     }
 
     /// Drops the entities touched least recently until a tenth of the budget is free.
     fn evict(&mut self) {
-        let mut all: Vec<(u64, usize, String, u64)> = Vec::new();
+        let mut all: Vec<(u64, usize, u128, u64)> = Vec::new();
         for (i, s) in self.states.iter().enumerate() {
             match s {
-                State::Series(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, k.clone(), v.entries))),
-                State::Habits(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, k.clone(), v.entries))),
-                State::Keys(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, k.clone(), v.entries))),
+                State::Series(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
+                State::Habits(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
+                State::Keys(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
             }
         }
         all.sort_unstable();
-        let target = self.max_entries - self.max_entries / 10;
-        for (_, i, key, entries) in all {
-            if self.entries <= target {
+        let target = self.max_bytes - self.max_bytes / 10;
+        for (_, i, key, bytes) in all {
+            if self.bytes + self.whos.bytes <= target {
                 break;
             }
             match &mut self.states[i] {
@@ -441,9 +318,14 @@ impl Behavior {
                 State::Habits(m) => m.remove(&key).map(|_| ()),
                 State::Keys(m) => m.remove(&key).map(|_| ()),
             };
-            self.entries = self.entries.saturating_sub(entries);
+            self.bytes = self.bytes.saturating_sub(bytes);
             self.evicted += 1;
+            if self.evicted % 1024 == 0 {
+                self.whos.purge();
+            }
         }
+        self.whos.purge();
+        self.names.retain(|_, n| Arc::strong_count(n) > 1);
     }
 
     /// Evaluates every rule over everything fed, in a stable order: by time of the record that
@@ -455,8 +337,8 @@ impl Behavior {
                 (BehaviorKind::DuplicateRequests { threshold }, State::Series(m))
                 | (BehaviorKind::AttemptBurst { threshold }, State::Series(m))
                 | (BehaviorKind::StatusBurst { threshold, .. }, State::Series(m)) => {
-                    for (key, slot) in sorted(m) {
-                        out.extend(burst_findings(i, rule, *threshold, key, slot));
+                    for slot in sorted(m) {
+                        out.extend(burst_findings(i, rule, *threshold, slot));
                     }
                 }
                 (BehaviorKind::VolumeAnomaly(v), State::Series(m)) => {
@@ -468,18 +350,18 @@ impl Behavior {
                         min_value: v.min_value,
                         tokens: v.measure == Measure::Tokens,
                     };
-                    for (key, slot) in sorted(m) {
-                        out.extend(volume_findings(i, rule, &test, key, slot));
+                    for slot in sorted(m) {
+                        out.extend(volume_findings(i, rule, &test, slot));
                     }
                 }
-                (BehaviorKind::NewAttribute { attribute, learning, min_history }, State::Habits(m)) => {
-                    for (key, slot) in sorted(m) {
-                        out.extend(access::new_values(i, *attribute, *learning, *min_history, key, &slot.label, &slot.state));
+                (BehaviorKind::NewAttribute { attribute, learning, min_history, max_known }, State::Habits(m)) => {
+                    for slot in sorted(m) {
+                        out.extend(access::new_values(i, *attribute, *learning, *min_history, *max_known, &slot.names.key, &slot.names.label, &slot.state));
                     }
                 }
                 (BehaviorKind::KeyThenNewIp { min_history }, State::Keys(m)) => {
-                    for (key, slot) in sorted(m) {
-                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, key, &slot.label, &slot.state));
+                    for slot in sorted(m) {
+                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, &slot.names.key, &slot.names.label, &slot.state));
                     }
                 }
                 _ => {}
@@ -490,33 +372,76 @@ impl Behavior {
     }
 }
 
-fn sorted<T>(m: &HashMap<String, Slot<T>>) -> Vec<(&String, &Slot<T>)> {
-    let mut v: Vec<_> = m.iter().collect();
-    v.sort_by(|a, b| a.0.cmp(b.0));
+/// Slots in key order, so evaluation does not depend on hash order.
+fn sorted<T>(m: &Map<T>) -> Vec<&Slot<T>> {
+    let mut v: Vec<&Slot<T>> = m.values().collect();
+    v.sort_by(|a, b| a.names.key.cmp(&b.names.key).then(a.suffix.cmp(&b.suffix)));
     v
 }
 
-/// Adds to an entity's state, creating it on first sight; returns the entries added.
-fn upsert<T: Default>(map: &mut HashMap<String, Slot<T>>, key: String, label: String, o: &Observation, seq: u64, add: impl FnOnce(&mut T) -> u64) -> u64 {
+impl<T> Slot<T> {
+    /// The entity's stable key, with what sets this slot apart: part of the alert id.
+    fn key(&self) -> String {
+        match self.suffix {
+            Some(s) => format!("{}\u{1f}{s:032x}", self.names.key),
+            None => self.names.key.clone(),
+        }
+    }
+}
+
+/// The record being fed: when, by whom, and its sequence number.
+struct Place<'a, 'i> {
+    point: &'a Point,
+    who: &'a LazyWho<'a, 'i>,
+    seq: u64,
+}
+
+/// The record's caller, interned the first time an entity keeps it.
+pub(crate) struct LazyWho<'a, 'i> {
+    raw: &'a Arc<Who>,
+    key: u64,
+    interner: std::cell::RefCell<&'i mut Interner>,
+    got: std::cell::OnceCell<Arc<Who>>,
+}
+
+impl LazyWho<'_, '_> {
+    pub(crate) fn get(&self) -> Arc<Who> {
+        Arc::clone(self.got.get_or_init(|| self.interner.borrow_mut().get(self.raw, self.key)))
+    }
+}
+
+/// Adds to an entity's state, creating it (with the key and label `names` gives) on first
+/// sight; returns the bytes added. `add` returns the entries (buckets, records, values) it
+/// added.
+fn upsert<T: Default>(map: &mut Map<T>, key: u128, names: impl FnOnce() -> (Arc<Names>, Option<u128>), at: &Place, add: impl FnOnce(&mut T) -> u64) -> u64 {
     let mut created = 0;
     let slot = map.entry(key).or_insert_with(|| {
-        created = 1;
-        Slot { label, first: None, last_seq: seq, entries: 0, state: T::default() }
+        let (names, suffix) = names();
+        // The names are shared; count them once per slot anyway, as a safe over-estimate.
+        created = SLOT_BYTES + (names.key.len() + names.label.len()) as u64;
+        Slot { names, suffix, first: None, last_seq: at.seq, bytes: 0, state: T::default() }
     });
-    slot.last_seq = seq;
-    if slot.first.as_ref().is_none_or(|(p, _)| o.point < *p) {
-        slot.first = Some((o.point.clone(), o.who.clone()));
+    slot.last_seq = at.seq;
+    if slot.first.as_ref().is_none_or(|(p, _)| at.point < p) {
+        slot.first = Some((at.point.clone(), at.who.get()));
     }
-    let added = add(&mut slot.state) + created;
-    slot.entries += added;
+    let added = add(&mut slot.state) * ENTRY_BYTES + created;
+    slot.bytes += added;
     added
 }
 
-fn count_caller(map: &mut HashMap<String, Slot<Series>>, o: &Observation, seq: u64, window: i64, threshold: u64) -> u64 {
+fn count_caller(
+    map: &mut Map<Series>,
+    o: &Observation,
+    at: &Place,
+    name: &mut impl FnMut(u128, &dyn Fn() -> (String, String)) -> Arc<Names>,
+    window: i64,
+    threshold: u64,
+) -> u64 {
     let Some(c) = &o.caller else { return 0 };
     let width = (window / series::STEPS).max(1);
     let keep = (threshold as usize).max(CONTRIBUTING_CAP);
-    upsert(map, c.key.clone(), c.label.clone(), o, seq, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+    upsert(map, c.hash, || (name(c.hash, &|| c.names(at.who.raw)), None), at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
 }
 
 fn ts(secs: i64) -> jiff::Timestamp {
@@ -543,7 +468,7 @@ pub fn span_text(secs: i64) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, key: &str, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
+fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
     let width = (rule.window / series::STEPS).max(1);
     let what = match &rule.kind {
         BehaviorKind::DuplicateRequests { .. } => "identical requests".to_owned(),
@@ -563,7 +488,7 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, key: &
             let first = contributing.first().map_or(start, |p| p.time);
             let explanation = format!(
                 "{} sent {} {what} between {first} and {last}; the rule's threshold is {threshold} within {}, reached at {} ({} in the first window that reached it, from {start} to {}).",
-                capitalized(&slot.label),
+                capitalized(&slot.names.label),
                 b.total,
                 span_text(rule.window),
                 b.trigger.time,
@@ -572,15 +497,15 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, key: &
             );
             BehaviorFinding {
                 rule: rule_index,
-                entity: key.to_owned(),
+                entity: slot.key(),
                 anchor: start.to_string(),
-                entity_label: slot.label.clone(),
+                entity_label: slot.names.label.clone(),
                 first,
                 last,
                 trigger: b.trigger.clone(),
                 contributing,
                 contributing_total: b.total,
-                who: slot.first.as_ref().map(|(_, w)| w.clone()).unwrap_or_default(),
+                who: slot.first.as_ref().map(|(_, w)| Who::clone(w)).unwrap_or_default(),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
@@ -597,7 +522,7 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, key: &
         .collect()
 }
 
-fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, key: &str, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
+fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
     let unit = if test.tokens { "tokens" } else { "requests" };
     series::anomalies(&slot.state, test)
         .into_iter()
@@ -610,7 +535,7 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, ke
             let requests = slot.state.count_in(a.from, a.to);
             let explanation = format!(
                 "{} made {} {unit} in {} from {start} (at most {} per {}), against a baseline median of {:.1} (MAD {:.1}) over its {} active windows before; the limit was {:.1}: {}x the median or the median plus {} scaled MADs, whichever is higher (and at least {}).",
-                capitalized(&slot.label),
+                capitalized(&slot.names.label),
                 total,
                 span_text((a.to - a.from + 1) * rule.window),
                 a.observed,
@@ -625,15 +550,15 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, ke
             );
             Some(BehaviorFinding {
                 rule: rule_index,
-                entity: key.to_owned(),
+                entity: slot.key(),
                 anchor: start.to_string(),
-                entity_label: slot.label.clone(),
+                entity_label: slot.names.label.clone(),
                 first: trigger.time,
                 last: slot.state.latest_in(a.from, a.to).unwrap_or(end),
                 trigger,
                 contributing,
                 contributing_total: requests,
-                who: slot.first.as_ref().map(|(_, w)| w.clone()).unwrap_or_default(),
+                who: slot.first.as_ref().map(|(_, w)| Who::clone(w)).unwrap_or_default(),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
@@ -652,20 +577,4 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, ke
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_ranges_and_user_agent_families() {
-        assert_eq!(ip_range("81.2.69.***").as_deref(), Some("81.2.69.0/24"));
-        assert_eq!(ip_range("203.0.113.99").as_deref(), Some("203.0.113.0/24"));
-        assert_eq!(ip_range("2001:db8:1:2::5").as_deref(), Some("2001:db8:1::/48"));
-        assert_eq!(ip_range("not an ip"), None);
-        assert_eq!(user_agent_family("python-requests/2.31.0").as_deref(), Some("python-requests"));
-        assert_eq!(user_agent_family("AzureOpenAI/Python 1.54.0").as_deref(), Some("azureopenai"));
-        assert_eq!(user_agent_family("  "), None);
-    }
 }

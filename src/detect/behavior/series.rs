@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-/// Where a record is, and its identity: orders records that share a timestamp.
+/// Where a record is: orders records that share a timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordRef {
     pub file: Arc<str>,
     pub line: u64,
     pub index: Option<u32>,
-    pub hash: u128,
 }
 
 /// One record in time. Ordered by time, then by place, so "the earliest" is well defined.
@@ -37,12 +36,21 @@ pub fn keep_earliest(list: &mut Vec<Point>, p: Point, keep: usize) -> bool {
     if pos >= keep {
         return false;
     }
+    grow_gently(list);
     list.insert(pos, p);
     if list.len() > keep {
         list.pop();
         return false;
     }
     true
+}
+
+/// Makes room for one more element growing by half, not doubling from four: most entities
+/// hold one or two buckets and records, and millions of them would waste most of their space.
+pub fn grow_gently<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(1));
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -68,6 +76,7 @@ impl Series {
         let (i, mut added) = match self.buckets.binary_search_by_key(&idx, |(b, _)| *b) {
             Ok(i) => (i, 0),
             Err(i) => {
+                grow_gently(&mut self.buckets);
                 self.buckets.insert(i, (idx, Bucket::default()));
                 (i, 1)
             }
@@ -252,7 +261,7 @@ mod tests {
     fn at(secs: i64, line: u64) -> Point {
         Point {
             time: jiff::Timestamp::from_second(secs).unwrap(),
-            at: RecordRef { file: Arc::from("f"), line, index: None, hash: 0 },
+            at: RecordRef { file: Arc::from("f"), line, index: None },
         }
     }
 

@@ -1,0 +1,424 @@
+//! What the behavioural detectors need from one record, built by the workers in parallel. It
+//! is mostly fingerprints and small copies: the one thread that keeps the state then does
+//! little per record, and a caller's details are copied once per worker, not once per record.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::series::{Point, RecordRef};
+use crate::record::{hash128_ascii_lower, record_hash128, AuthKind, Record, RecordKind, Surface};
+
+/// Who and what a record is about: the evidence a behavioural alert shows, and where the
+/// names of its entities come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Who {
+    pub ip: Option<String>,
+    pub ip_masked: bool,
+    pub upn: Option<String>,
+    pub object_id: Option<String>,
+    pub app_id: Option<String>,
+    pub apim_subscription: Option<String>,
+    pub end_user: Option<String>,
+    pub user_agent: Option<String>,
+    pub tenant: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub resource_type: Option<String>,
+    pub deployment: Option<String>,
+}
+
+/// The record's values a [`Who`] copies, in one order: the fingerprint and the equality test
+/// both read them from here, so they cannot disagree.
+fn who_fields(r: &Record) -> [Option<&str>; 12] {
+    let c = &r.caller;
+    [
+        c.end_user_ip.as_deref().or(c.ip.as_deref()),
+        c.upn.as_deref(),
+        c.object_id.as_deref(),
+        c.app_id.as_deref(),
+        c.apim_subscription_id.as_deref(),
+        c.end_user_id.as_deref(),
+        c.user_agent.as_deref(),
+        c.tenant_id.as_deref(),
+        r.resource.id.as_deref(),
+        r.resource.account.as_deref(),
+        r.resource.provider.as_deref(),
+        r.deployment.as_deref(),
+    ]
+}
+
+fn masked(r: &Record) -> bool {
+    r.caller.end_user_ip.is_none() && r.caller.ip_masked
+}
+
+impl Who {
+    fn of(r: &Record) -> Who {
+        let [ip, upn, object_id, app_id, apim_subscription, end_user, user_agent, tenant, resource_id, resource_name, resource_type, deployment] =
+            who_fields(r).map(|f| f.map(str::to_owned));
+        Who {
+            ip,
+            ip_masked: masked(r),
+            upn,
+            object_id,
+            app_id,
+            apim_subscription,
+            end_user,
+            user_agent,
+            tenant,
+            resource_id,
+            resource_name,
+            resource_type,
+            deployment,
+        }
+    }
+
+    fn fields(&self) -> [Option<&str>; 12] {
+        [
+            self.ip.as_deref(),
+            self.upn.as_deref(),
+            self.object_id.as_deref(),
+            self.app_id.as_deref(),
+            self.apim_subscription.as_deref(),
+            self.end_user.as_deref(),
+            self.user_agent.as_deref(),
+            self.tenant.as_deref(),
+            self.resource_id.as_deref(),
+            self.resource_name.as_deref(),
+            self.resource_type.as_deref(),
+            self.deployment.as_deref(),
+        ]
+    }
+
+    fn is_of(&self, r: &Record) -> bool {
+        self.ip_masked == masked(r) && self.fields() == who_fields(r)
+    }
+
+    pub fn heap_bytes(&self) -> u64 {
+        self.fields().iter().map(|s| s.map_or(0, |v| v.len() as u64 + 16)).sum::<u64>() + std::mem::size_of::<Who>() as u64 + 32
+    }
+}
+
+/// A fingerprint of the values a `Who` holds. Not keyed: two callers made to collide only
+/// make the interner compare them, as equal fingerprints are checked for equality.
+fn who_key(r: &Record) -> u64 {
+    let mut h: u64 = if masked(r) { 0x9E37_79B9_7F4A_7C15 } else { 0 };
+    for f in who_fields(r) {
+        for &b in f.unwrap_or("\u{0}").as_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        h = (h ^ 0xFF).wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+thread_local! {
+    /// Each worker's recent callers: a caller's next record reuses its `Who` instead of
+    /// copying a dozen strings again.
+    static RECENT_WHOS: RefCell<HashMap<u64, Arc<Who>>> = RefCell::new(HashMap::new());
+    /// Scratch for folding prompt text before hashing it.
+    static FOLD_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+const RECENT_WHOS_CAP: usize = 4096;
+
+fn shared_who(r: &Record, key: u64) -> Arc<Who> {
+    RECENT_WHOS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(w) = cache.get(&key).filter(|w| w.is_of(r)) {
+            return Arc::clone(w);
+        }
+        if cache.len() >= RECENT_WHOS_CAP {
+            cache.clear();
+        }
+        let w = Arc::new(Who::of(r));
+        cache.insert(key, Arc::clone(&w));
+        w
+    })
+}
+
+/// What kind of entity a key names; its value comes from the [`Who`] of one of its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    EndUser,
+    Entra,
+    App,
+    Apim,
+    Ip,
+    ApiKey,
+    Resource,
+}
+
+/// An entity by kind and fingerprint: cheap to build per record and to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityRef {
+    pub kind: EntityKind,
+    pub hash: u128,
+}
+
+impl EntityRef {
+    fn of(kind: EntityKind, value: u128) -> EntityRef {
+        EntityRef { kind, hash: super::combine(kind as u128 + 1, value) }
+    }
+
+    /// The stable key (part of alert ids) and readable name, from a record of the entity.
+    pub fn names(&self, w: &Who) -> (String, String) {
+        let v = |f: &Option<String>| f.clone().unwrap_or_default();
+        match self.kind {
+            EntityKind::EndUser => (format!("enduser:{}", v(&w.end_user)), format!("end user {}", v(&w.end_user))),
+            EntityKind::Entra => {
+                let id = w.object_id.as_ref().or(w.upn.as_ref()).cloned().unwrap_or_default();
+                let name = w.upn.clone().unwrap_or_else(|| id.clone());
+                (format!("entra:{}", id.to_ascii_lowercase()), format!("Entra identity {name}"))
+            }
+            EntityKind::App => (format!("app:{}", v(&w.app_id).to_ascii_lowercase()), format!("application {}", v(&w.app_id))),
+            EntityKind::Apim => (format!("apim:{}", v(&w.apim_subscription)), format!("APIM subscription {}", v(&w.apim_subscription))),
+            EntityKind::Ip => {
+                let ip = v(&w.ip);
+                let shown = match (w.ip_masked, ip_range(&ip)) {
+                    (true, Some(range)) => range.to_string(),
+                    _ => ip,
+                };
+                (format!("ip:{shown}"), format!("IP {shown}"))
+            }
+            EntityKind::ApiKey => (format!("key:{}", v(&w.resource_id).to_ascii_lowercase()), format!("API key of {}", resource_label(w))),
+            EntityKind::Resource => (v(&w.resource_id).to_ascii_lowercase(), resource_label(w)),
+        }
+    }
+}
+
+fn resource_label(w: &Who) -> String {
+    w.resource_name.clone().or_else(|| w.resource_id.clone()).unwrap_or_default()
+}
+
+/// Where a request went: the deployment, else the resource.
+pub fn target_name(w: &Who) -> String {
+    w.deployment.clone().unwrap_or_else(|| resource_label(w))
+}
+
+/// An IPv4 /24 or an IPv6 /48.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IpRange {
+    V4([u8; 3]),
+    V6([u16; 3]),
+}
+
+impl IpRange {
+    pub fn key(self) -> u128 {
+        match self {
+            IpRange::V4([a, b, c]) => (4 << 64) | u128::from(u32::from_be_bytes([0, a, b, c])),
+            IpRange::V6([a, b, c]) => (6 << 64) | (u128::from(a) << 32) | (u128::from(b) << 16) | u128::from(c),
+        }
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpRange::V4([a, b, c]) => write!(f, "{a}.{b}.{c}.0/24"),
+            IpRange::V6([a, b, c]) => write!(f, "{a:x}:{b:x}:{c:x}::/48"),
+        }
+    }
+}
+
+/// The /24 of an IPv4 address (masked ones included: `81.2.69.***`), the /48 of an IPv6 one.
+pub fn ip_range(ip: &str) -> Option<IpRange> {
+    let ip = ip.trim();
+    if let Some(prefix) = ip.strip_suffix(".***").or_else(|| ip.strip_suffix(".xxx")) {
+        let mut octets = [0u8; 3];
+        let mut parts = prefix.split('.');
+        for o in &mut octets {
+            *o = parts.next()?.parse().ok()?;
+        }
+        return parts.next().is_none().then_some(IpRange::V4(octets));
+    }
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            Some(IpRange::V4([o[0], o[1], o[2]]))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(IpRange::V6([s[0], s[1], s[2]]))
+        }
+    }
+}
+
+/// The product a user agent names, without its version: `python-requests/2.31.0` and
+/// `python-requests/2.32.3` are one family, `curl/8.4.0` another.
+pub fn user_agent_product(ua: &str) -> Option<&str> {
+    let first = ua.split_whitespace().next()?;
+    let product = first.split('/').next().unwrap_or(first).trim_matches(|c: char| !c.is_alphanumeric());
+    let end = product.char_indices().nth(64).map_or(product.len(), |(i, _)| i);
+    (!product.is_empty()).then_some(&product[..end])
+}
+
+pub fn auth_name(a: AuthKind) -> &'static str {
+    match a {
+        AuthKind::ApiKey => "api_key",
+        AuthKind::EntraUser => "entra_user",
+        AuthKind::EntraApp => "entra_app",
+        AuthKind::Entra => "entra",
+        AuthKind::ApimSubscription => "apim_subscription",
+    }
+}
+
+/// What the behavioural detectors need from one record.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub point: Point,
+    pub who: Arc<Who>,
+    /// A fingerprint of `who`, so interning it costs a lookup of 8 bytes.
+    pub who_key: u64,
+    /// The most specific caller: end user, Entra identity, application, APIM subscription, IP.
+    pub caller: Option<EntityRef>,
+    /// The identities access anomalies are judged for: the Entra principal, the APIM
+    /// subscription, and for API-key calls the resource's key.
+    pub identities: [Option<EntityRef>; 3],
+    pub resource: Option<EntityRef>,
+    /// Fingerprint of where the request went (the deployment, else the resource).
+    pub target: Option<u128>,
+    pub ip_range: Option<IpRange>,
+    /// Fingerprint of the user agent's product name, case ignored.
+    pub user_agent_family: Option<u128>,
+    pub auth_method: Option<&'static str>,
+    /// Fingerprint of the user's prompt, blind to case, spacing and digits.
+    pub prompt: Option<u128>,
+    pub tokens: u64,
+    pub status: Option<u16>,
+    /// A prompt attack: an alert on this record, or Azure's filter blocking or flagging one.
+    pub attack: bool,
+    /// A key listing or regeneration: the operation's identity (one per Start/Success pair).
+    pub key_operation: Option<String>,
+    /// A data-plane call made with an API key.
+    pub key_call: bool,
+    /// A call to a model or gateway, not a control-plane operation.
+    pub data_plane: bool,
+}
+
+/// Builds the observation for a record; `None` for records without a time, which cannot be
+/// placed in a window. `attack` says whether the record raised a prompt-attack alert.
+pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
+    let time = r.time?;
+    let point = Point { time, at: RecordRef { file: r.source_file.clone(), line: r.source_line, index: r.index_in_line } };
+    let key = who_key(r);
+    let data_plane = r.kind != RecordKind::ActivityLog;
+    let flagged = r.content_filter.prompt_blocked
+        || r.content_filter.verdicts.iter().any(|v| matches!(v.category.as_str(), "jailbreak" | "indirect_attack") && v.is_hit());
+    let key_operation = (!data_plane && is_key_operation(r)).then(|| r.correlation_id.clone().unwrap_or_else(|| r.record_hash.clone()));
+    let resource = r.resource.id.as_deref().map(|id| EntityRef::of(EntityKind::Resource, hash128_ascii_lower(id)));
+    let target = r.deployment.as_deref().or(r.resource.account.as_deref()).or(r.resource.id.as_deref()).map(record_hash128);
+    Some(Observation {
+        who: shared_who(r, key),
+        who_key: key,
+        caller: caller(r),
+        identities: if data_plane { identities(r) } else { [None; 3] },
+        resource,
+        target,
+        ip_range: r.caller.end_user_ip.as_deref().or(r.caller.ip.as_deref()).and_then(ip_range),
+        user_agent_family: r.caller.user_agent.as_deref().and_then(user_agent_product).map(hash128_ascii_lower),
+        auth_method: r.caller.auth_kind.map(auth_name),
+        prompt: if data_plane { prompt_fingerprint(r) } else { None },
+        tokens: r.tokens.total.unwrap_or_else(|| r.tokens.prompt.unwrap_or(0) + r.tokens.completion.unwrap_or(0)),
+        status: r.status.code,
+        attack: data_plane && (attack || flagged),
+        key_operation,
+        key_call: data_plane && r.caller.auth_kind == Some(AuthKind::ApiKey),
+        data_plane,
+        point,
+    })
+}
+
+fn is_key_operation(r: &Record) -> bool {
+    let failed = r.status.success == Some(false) || r.status.result.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("failure"));
+    let op = r.operation.as_deref().unwrap_or("");
+    let ends = |suffix: &str| op.len() >= suffix.len() && op.is_char_boundary(op.len() - suffix.len()) && op[op.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    !failed && (ends("/listkeys/action") || ends("/regeneratekey/action"))
+}
+
+fn caller(r: &Record) -> Option<EntityRef> {
+    let c = &r.caller;
+    if let Some(u) = &c.end_user_id {
+        return Some(EntityRef::of(EntityKind::EndUser, record_hash128(u)));
+    }
+    if let Some(e) = entra(r) {
+        return Some(e);
+    }
+    if let Some(s) = &c.apim_subscription_id {
+        return Some(EntityRef::of(EntityKind::Apim, record_hash128(s)));
+    }
+    let ip = c.ip.as_deref()?;
+    let value = match (c.ip_masked, ip_range(ip)) {
+        (true, Some(range)) => range.key(),
+        _ => record_hash128(ip),
+    };
+    Some(EntityRef::of(EntityKind::Ip, value))
+}
+
+fn entra(r: &Record) -> Option<EntityRef> {
+    let c = &r.caller;
+    if let Some(id) = c.object_id.as_deref().or(c.upn.as_deref()) {
+        return Some(EntityRef::of(EntityKind::Entra, hash128_ascii_lower(id)));
+    }
+    c.app_id.as_deref().map(|a| EntityRef::of(EntityKind::App, hash128_ascii_lower(a)))
+}
+
+fn identities(r: &Record) -> [Option<EntityRef>; 3] {
+    let apim = r.caller.apim_subscription_id.as_deref().map(|s| EntityRef::of(EntityKind::Apim, record_hash128(s)));
+    let key = match (r.caller.auth_kind, r.resource.id.as_deref()) {
+        (Some(AuthKind::ApiKey), Some(id)) => Some(EntityRef::of(EntityKind::ApiKey, hash128_ascii_lower(id))),
+        _ => None,
+    };
+    [entra(r), apim, key]
+}
+
+/// A hash of the user's prompts with case, runs of spacing and digits folded, so requests
+/// that differ only in a counter or a timestamp count as one.
+fn prompt_fingerprint(r: &Record) -> Option<u128> {
+    FOLD_BUFFER.with(|buf| {
+        let mut folded = buf.borrow_mut();
+        folded.clear();
+        for s in r.surfaces.iter().filter(|s| s.surface == Surface::UserPrompt) {
+            let text = &s.text[..s.text.char_indices().nth(64 * 1024).map_or(s.text.len(), |(i, _)| i)];
+            let mut space = true;
+            for c in text.chars() {
+                if c.is_whitespace() {
+                    if !space {
+                        folded.push(' ');
+                    }
+                    space = true;
+                    continue;
+                }
+                space = false;
+                match c {
+                    '0'..='9' => folded.push('0'),
+                    c if c.is_ascii() => folded.push(c.to_ascii_lowercase()),
+                    c => folded.extend(c.to_lowercase()),
+                }
+            }
+            folded.push('\u{1f}');
+        }
+        let meaningful = folded.chars().any(|c| c != '\u{1f}' && c != ' ');
+        meaningful.then(|| record_hash128(&folded))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges_and_user_agent_products() {
+        let text = |ip: &str| ip_range(ip).map(|r| r.to_string());
+        assert_eq!(text("81.2.69.***").as_deref(), Some("81.2.69.0/24"));
+        assert_eq!(text("203.0.113.99").as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(text("2001:db8:1:2::5").as_deref(), Some("2001:db8:1::/48"));
+        assert_eq!(ip_range("not an ip"), None);
+        assert_eq!(ip_range("1.2.3.4.***"), None);
+        assert_eq!(ip_range("81.2.69.***"), ip_range("81.2.69.200"), "a masked address is its /24");
+        assert_eq!(user_agent_product("python-requests/2.31.0"), Some("python-requests"));
+        assert_eq!(user_agent_product("AzureOpenAI/Python 1.54.0"), Some("AzureOpenAI"));
+        assert_eq!(user_agent_product("  "), None);
+    }
+}
