@@ -58,7 +58,8 @@ pub struct BehaviorFinding {
     /// The records that make up the finding, earliest first, capped.
     pub contributing: Vec<Point>,
     pub contributing_total: u64,
-    /// Evidence: the caller of the triggering record, and for key misuse whoever got the key.
+    /// Evidence: the caller of the entity's earliest record (for new values, of the first
+    /// record with one), and for key misuse also whoever listed the keys.
     pub who: Who,
     pub other: Option<Who>,
     /// The numbers behind the finding (`additionalData.behavior`).
