@@ -68,20 +68,14 @@ pub struct BehaviorFinding {
     pub explanation: String,
 }
 
-/// An entity's stable key and readable name, shared by every slot of that entity (one
-/// caller has a slot per distinct prompt in the duplicate detector).
-#[derive(Debug)]
-struct Names {
-    key: String,
-    label: String,
-}
-
 struct Slot<T> {
-    names: Arc<Names>,
-    /// What tells this slot apart from the entity's others (the prompt, for duplicates).
-    suffix: Option<u128>,
+    /// Whose state this is. Its names are derived from `first` when alerts are written, not
+    /// kept per slot: most slots never alert.
+    entity: EntityRef,
+    /// For duplicates: the slot is per target and prompt, and this is the prompt.
+    prompt: Option<u128>,
     /// The entity's earliest record and who made it: evidence that does not depend on order.
-    first: Option<(Point, Arc<Who>)>,
+    first: (Point, Arc<Who>),
     last_seq: u64,
     /// Approximate bytes this entity holds, for the memory bound.
     bytes: u64,
@@ -90,10 +84,10 @@ struct Slot<T> {
 
 /// Approximate heap cost of one retained bucket, record or value, with its container's slack
 /// and the allocator's overhead (calibrated against peak RSS on the benchmark corpus).
-const ENTRY_BYTES: u64 = 160;
+const ENTRY_BYTES: u64 = 240;
 /// Approximate cost of one entity's slot in its map (hash-table slack included), and of the
 /// caller details it keeps, besides its key and label.
-const SLOT_BYTES: u64 = 400;
+const SLOT_BYTES: u64 = 600;
 /// Default for `--max-behavior-memory`, in megabytes.
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
 
@@ -101,33 +95,33 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
 /// same, and one copy per distinct prompt would dwarf everything else.
 #[derive(Default)]
 pub(crate) struct Interner {
-    by_key: HashMap<u64, Vec<Arc<Who>>>,
+    by_key: HashMap<u64, Arc<Who>>,
     bytes: u64,
 }
 
 impl Interner {
     fn get(&mut self, who: &Arc<Who>, key: u64) -> Arc<Who> {
-        let same = self.by_key.entry(key).or_default();
-        if let Some(w) = same.iter().find(|w| ***w == **who) {
-            return Arc::clone(w);
+        match self.by_key.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) if **e.get() == **who => Arc::clone(e.get()),
+            // Two callers with one fingerprint: the second is kept unshared, which costs
+            // memory, never correctness.
+            std::collections::hash_map::Entry::Occupied(_) => Arc::clone(who),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.bytes += who.heap_bytes();
+                Arc::clone(e.insert(Arc::clone(who)))
+            }
         }
-        self.bytes += who.heap_bytes();
-        same.push(Arc::clone(who));
-        Arc::clone(who)
     }
 
     /// Forgets callers no entity refers to any more.
     fn purge(&mut self) {
         let mut freed = 0;
-        self.by_key.retain(|_, same| {
-            same.retain(|w| {
-                let keep = Arc::strong_count(w) > 1;
-                if !keep {
-                    freed += w.heap_bytes();
-                }
-                keep
-            });
-            !same.is_empty()
+        self.by_key.retain(|_, w| {
+            let keep = Arc::strong_count(w) > 1;
+            if !keep {
+                freed += w.heap_bytes();
+            }
+            keep
         });
         self.bytes = self.bytes.saturating_sub(freed);
     }
@@ -145,8 +139,11 @@ enum State {
 pub struct Behavior {
     rules: Vec<BehaviorRule>,
     states: Vec<State>,
+    /// For each state, the rule whose parameters feed it.
+    fed_by: Vec<usize>,
+    /// For each rule, the state it reads.
+    state_of: Vec<usize>,
     whos: Interner,
-    names: HashMap<u128, Arc<Names>>,
     max_bytes: u64,
     bytes: u64,
     seq: u64,
@@ -159,19 +156,37 @@ pub struct Behavior {
 impl Behavior {
     /// `max_memory_mb` bounds the state (approximately; it is counted, not measured).
     pub fn new(rules: Vec<BehaviorRule>, max_memory_mb: u64) -> Behavior {
-        let states = rules
-            .iter()
-            .map(|r| match r.kind {
-                BehaviorKind::NewAttribute { .. } => State::Habits(HashMap::new()),
-                BehaviorKind::KeyThenNewIp { .. } => State::Keys(HashMap::new()),
-                _ => State::Series(HashMap::new()),
-            })
-            .collect();
+        // Volume rules over the same entity and window (requests and tokens of a caller) read
+        // one series: each bucket counts requests and sums tokens anyway.
+        let mut states = Vec::new();
+        let mut fed_by = Vec::new();
+        let mut state_of = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            let shared = match &r.kind {
+                BehaviorKind::VolumeAnomaly(v) => rules[..i].iter().position(|o| {
+                    matches!(&o.kind, BehaviorKind::VolumeAnomaly(w) if w.entity == v.entity) && o.window == r.window
+                }),
+                _ => None,
+            };
+            match shared {
+                Some(j) => state_of.push(state_of[j]),
+                None => {
+                    state_of.push(states.len());
+                    fed_by.push(i);
+                    states.push(match r.kind {
+                        BehaviorKind::NewAttribute { .. } => State::Habits(HashMap::new()),
+                        BehaviorKind::KeyThenNewIp { .. } => State::Keys(HashMap::new()),
+                        _ => State::Series(HashMap::new()),
+                    });
+                }
+            }
+        }
         Behavior {
             rules,
             states,
+            fed_by,
+            state_of,
             whos: Interner::default(),
-            names: HashMap::new(),
             max_bytes: max_memory_mb.max(1).saturating_mul(1 << 20),
             bytes: 0,
             seq: 0,
@@ -209,14 +224,8 @@ impl Behavior {
         let who = &o.who;
         let at = Place { point: &o.point, who: &shared, seq };
         let ua_text = || who.user_agent.as_deref().and_then(observe::user_agent_product).unwrap_or("").to_ascii_lowercase();
-        let names = &mut self.names;
-        let mut name = |hash: u128, make: &dyn Fn() -> (String, String)| {
-            Arc::clone(names.entry(hash).or_insert_with(|| {
-                let (key, label) = make();
-                Arc::new(Names { key, label })
-            }))
-        };
-        for (rule, state) in self.rules.iter().zip(self.states.iter_mut()) {
+        for (&r, state) in self.fed_by.iter().zip(self.states.iter_mut()) {
+            let rule = &self.rules[r];
             let added = match (&rule.kind, state) {
                 (BehaviorKind::DuplicateRequests { threshold }, State::Series(map)) => {
                     let (Some(c), Some(fp)) = (o.caller, o.prompt) else { continue };
@@ -224,23 +233,15 @@ impl Behavior {
                     let key = combine(to, fp);
                     let width = (rule.window / series::STEPS).max(1);
                     let keep = (*threshold as usize).max(CONTRIBUTING_CAP);
-                    let names = || {
-                        let named = name(to, &|| {
-                            let (k, l) = c.names(&who);
-                            let target = observe::target_name(&who);
-                            (format!("{k}\u{1f}{target}"), format!("{l} to {target}"))
-                        });
-                        (named, Some(fp))
-                    };
-                    upsert(map, key, names, &at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+                    upsert(map, key, c, Some(fp), &at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
                 }
                 (BehaviorKind::AttemptBurst { threshold }, State::Series(map)) if o.attack => {
-                    count_caller(map, o, &at, &mut name, rule.window, *threshold)
+                    count_caller(map, o, &at, rule.window, *threshold)
                 }
                 (BehaviorKind::StatusBurst { threshold, statuses }, State::Series(map))
                     if o.status.is_some_and(|s| statuses.contains(&s)) =>
                 {
-                    count_caller(map, o, &at, &mut name, rule.window, *threshold)
+                    count_caller(map, o, &at, rule.window, *threshold)
                 }
                 (BehaviorKind::VolumeAnomaly(v), State::Series(map)) => {
                     let entity = match v.entity {
@@ -248,8 +249,7 @@ impl Behavior {
                         VolumeEntity::Resource => o.resource,
                     };
                     let (true, Some(e)) = (o.data_plane, entity) else { continue };
-                    let amount = if v.measure == Measure::Tokens { o.tokens } else { 0 };
-                    upsert(map, e.hash, || (name(e.hash, &|| e.names(&who)), None), &at, |s: &mut Series| s.add(o.point.clone(), rule.window, amount, CONTRIBUTING_CAP))
+                    upsert(map, e.hash, e, None, &at, |s: &mut Series| s.add(o.point.clone(), rule.window, o.tokens, CONTRIBUTING_CAP))
                 }
                 (BehaviorKind::NewAttribute { attribute, min_history, .. }, State::Habits(map)) => {
                     let value = match attribute {
@@ -265,7 +265,7 @@ impl Behavior {
                     let mut added = 0;
                     for id in o.identities.iter().flatten() {
                         let mut dropped = false;
-                        added += upsert(map, id.hash, || (name(id.hash, &|| id.names(&who)), None), &at, |h: &mut access::Habits| {
+                        added += upsert(map, id.hash, *id, None, &at, |h: &mut access::Habits| {
                             let (n, d) = h.add(&o.point, value, &display, &shared, *min_history, MAX_VALUES);
                             dropped = d;
                             n
@@ -280,7 +280,7 @@ impl Behavior {
                         continue;
                     }
                     let mut dropped = false;
-                    let n = upsert(map, res.hash, || (name(res.hash, &|| res.names(&who)), None), &at, |k: &mut access::KeyUse| {
+                    let n = upsert(map, res.hash, *res, None, &at, |k: &mut access::KeyUse| {
                         let (n, d) = k.add(o, &shared, MAX_KEY_OPERATIONS, MAX_VALUES);
                         dropped = d;
                         n
@@ -309,9 +309,12 @@ impl Behavior {
             }
         }
         all.sort_unstable();
+        // Shared caller details are freed only by the purge after the loop; aim the entities
+        // below the target by what they take now (at most half of it).
         let target = self.max_bytes - self.max_bytes / 10;
+        let entities_target = target - self.whos.bytes.min(target / 2);
         for (_, i, key, bytes) in all {
-            if self.bytes + self.whos.bytes <= target {
+            if self.bytes <= entities_target {
                 break;
             }
             match &mut self.states[i] {
@@ -321,25 +324,22 @@ impl Behavior {
             };
             self.bytes = self.bytes.saturating_sub(bytes);
             self.evicted += 1;
-            if self.evicted % 1024 == 0 {
-                self.whos.purge();
-            }
         }
         self.whos.purge();
-        self.names.retain(|_, n| Arc::strong_count(n) > 1);
     }
 
     /// Evaluates every rule over everything fed, in a stable order: by time of the record that
     /// crossed the threshold, then rule, then entity.
     pub fn finish(&self) -> Vec<BehaviorFinding> {
         let mut out = Vec::new();
-        for (i, (rule, state)) in self.rules.iter().zip(&self.states).enumerate() {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let state = &self.states[self.state_of[i]];
             match (&rule.kind, state) {
                 (BehaviorKind::DuplicateRequests { threshold }, State::Series(m))
                 | (BehaviorKind::AttemptBurst { threshold }, State::Series(m))
                 | (BehaviorKind::StatusBurst { threshold, .. }, State::Series(m)) => {
                     for slot in sorted(m) {
-                        out.extend(burst_findings(i, rule, *threshold, slot));
+                        out.extend(burst_findings(i, rule, *threshold, &slot));
                     }
                 }
                 (BehaviorKind::VolumeAnomaly(v), State::Series(m)) => {
@@ -352,17 +352,17 @@ impl Behavior {
                         tokens: v.measure == Measure::Tokens,
                     };
                     for slot in sorted(m) {
-                        out.extend(volume_findings(i, rule, &test, slot));
+                        out.extend(volume_findings(i, rule, &test, &slot));
                     }
                 }
                 (BehaviorKind::NewAttribute { attribute, learning, min_history, max_known }, State::Habits(m)) => {
                     for slot in sorted(m) {
-                        out.extend(access::new_values(i, *attribute, *learning, *min_history, *max_known, &slot.names.key, &slot.names.label, &slot.state));
+                        out.extend(access::new_values(i, *attribute, *learning, *min_history, *max_known, &slot.key, &slot.label, &slot.state));
                     }
                 }
                 (BehaviorKind::KeyThenNewIp { min_history }, State::Keys(m)) => {
                     for slot in sorted(m) {
-                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, &slot.names.key, &slot.names.label, &slot.state));
+                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, &slot.key, &slot.label, &slot.state));
                     }
                 }
                 _ => {}
@@ -373,21 +373,38 @@ impl Behavior {
     }
 }
 
-/// Slots in key order, so evaluation does not depend on hash order.
-fn sorted<T>(m: &Map<T>) -> Vec<&Slot<T>> {
-    let mut v: Vec<&Slot<T>> = m.values().collect();
-    v.sort_by(|a, b| a.names.key.cmp(&b.names.key).then(a.suffix.cmp(&b.suffix)));
-    v
+/// A slot with its names, for evaluation.
+struct Named<'s, T> {
+    /// The entity's stable key (part of alert ids), with the prompt for duplicates.
+    key: String,
+    label: String,
+    slot: &'s Slot<T>,
 }
 
-impl<T> Slot<T> {
-    /// The entity's stable key, with what sets this slot apart: part of the alert id.
-    fn key(&self) -> String {
-        match self.suffix {
-            Some(s) => format!("{}\u{1f}{s:032x}", self.names.key),
-            None => self.names.key.clone(),
-        }
+impl<T> std::ops::Deref for Named<'_, T> {
+    type Target = Slot<T>;
+    fn deref(&self) -> &Slot<T> {
+        self.slot
     }
+}
+
+/// Slots with their names, in key order, so evaluation does not depend on hash order.
+fn sorted<T>(m: &Map<T>) -> Vec<Named<'_, T>> {
+    let mut v: Vec<Named<'_, T>> = m
+        .values()
+        .map(|slot| {
+            let who = &slot.first.1;
+            let (mut key, mut label) = slot.entity.names(who);
+            if let Some(prompt) = slot.prompt {
+                let target = observe::target_name(who);
+                key = format!("{key}\u{1f}{target}\u{1f}{prompt:032x}");
+                label = format!("{label} to {target}");
+            }
+            Named { key, label, slot }
+        })
+        .collect();
+    v.sort_by(|a, b| a.key.cmp(&b.key));
+    v
 }
 
 /// The record being fed: when, by whom, and its sequence number.
@@ -411,38 +428,28 @@ impl LazyWho<'_, '_> {
     }
 }
 
-/// Adds to an entity's state, creating it (with the key and label `names` gives) on first
-/// sight; returns the bytes added. `add` returns the entries (buckets, records, values) it
-/// added.
-fn upsert<T: Default>(map: &mut Map<T>, key: u128, names: impl FnOnce() -> (Arc<Names>, Option<u128>), at: &Place, add: impl FnOnce(&mut T) -> u64) -> u64 {
+/// Adds to an entity's state, creating it on first sight; returns the bytes added. `add`
+/// returns the entries (buckets, records, values) it added.
+fn upsert<T: Default>(map: &mut Map<T>, key: u128, entity: EntityRef, prompt: Option<u128>, at: &Place, add: impl FnOnce(&mut T) -> u64) -> u64 {
     let mut created = 0;
     let slot = map.entry(key).or_insert_with(|| {
-        let (names, suffix) = names();
-        // The names are shared; count them once per slot anyway, as a safe over-estimate.
-        created = SLOT_BYTES + (names.key.len() + names.label.len()) as u64;
-        Slot { names, suffix, first: None, last_seq: at.seq, bytes: 0, state: T::default() }
+        created = SLOT_BYTES;
+        Slot { entity, prompt, first: (at.point.clone(), at.who.get()), last_seq: at.seq, bytes: 0, state: T::default() }
     });
     slot.last_seq = at.seq;
-    if slot.first.as_ref().is_none_or(|(p, _)| at.point < p) {
-        slot.first = Some((at.point.clone(), at.who.get()));
+    if at.point < &slot.first.0 {
+        slot.first = (at.point.clone(), at.who.get());
     }
     let added = add(&mut slot.state) * ENTRY_BYTES + created;
     slot.bytes += added;
     added
 }
 
-fn count_caller(
-    map: &mut Map<Series>,
-    o: &Observation,
-    at: &Place,
-    name: &mut impl FnMut(u128, &dyn Fn() -> (String, String)) -> Arc<Names>,
-    window: i64,
-    threshold: u64,
-) -> u64 {
-    let Some(c) = &o.caller else { return 0 };
+fn count_caller(map: &mut Map<Series>, o: &Observation, at: &Place, window: i64, threshold: u64) -> u64 {
+    let Some(c) = o.caller else { return 0 };
     let width = (window / series::STEPS).max(1);
     let keep = (threshold as usize).max(CONTRIBUTING_CAP);
-    upsert(map, c.hash, || (name(c.hash, &|| c.names(at.who.raw)), None), at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+    upsert(map, c.hash, c, None, at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
 }
 
 fn ts(secs: i64) -> jiff::Timestamp {
@@ -469,7 +476,7 @@ pub fn span_text(secs: i64) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
+fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: &Named<Series>) -> Vec<BehaviorFinding> {
     let width = (rule.window / series::STEPS).max(1);
     let what = match &rule.kind {
         BehaviorKind::DuplicateRequests { .. } => "identical requests".to_owned(),
@@ -489,7 +496,7 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: 
             let first = contributing.first().map_or(start, |p| p.time);
             let explanation = format!(
                 "{} sent {} {what} between {first} and {last}; the rule's threshold is {threshold} within {}, reached at {} ({} in the first window that reached it, from {start} to {}).",
-                capitalized(&slot.names.label),
+                capitalized(&slot.label),
                 b.total,
                 span_text(rule.window),
                 b.trigger.time,
@@ -498,15 +505,15 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: 
             );
             BehaviorFinding {
                 rule: rule_index,
-                entity: slot.key(),
+                entity: slot.key.clone(),
                 anchor: start.to_string(),
-                entity_label: slot.names.label.clone(),
+                entity_label: slot.label.clone(),
                 first,
                 last,
                 trigger: b.trigger.clone(),
                 contributing,
                 contributing_total: b.total,
-                who: slot.first.as_ref().map(|(_, w)| Who::clone(w)).unwrap_or_default(),
+                who: Who::clone(&slot.first.1),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
@@ -523,7 +530,7 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: 
         .collect()
 }
 
-fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, slot: &Slot<Series>) -> Vec<BehaviorFinding> {
+fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, slot: &Named<Series>) -> Vec<BehaviorFinding> {
     let unit = if test.tokens { "tokens" } else { "requests" };
     series::anomalies(&slot.state, test)
         .into_iter()
@@ -536,7 +543,7 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, sl
             let requests = slot.state.count_in(a.from, a.to);
             let explanation = format!(
                 "{} made {} {unit} in {} from {start} (at most {} per {}), against a baseline median of {:.1} (MAD {:.1}) over its {} active windows before; the limit was {:.1}: {}x the median or the median plus {} scaled MADs, whichever is higher (and at least {}).",
-                capitalized(&slot.names.label),
+                capitalized(&slot.label),
                 total,
                 span_text((a.to - a.from + 1) * rule.window),
                 a.observed,
@@ -551,15 +558,15 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, sl
             );
             Some(BehaviorFinding {
                 rule: rule_index,
-                entity: slot.key(),
+                entity: slot.key.clone(),
                 anchor: start.to_string(),
-                entity_label: slot.names.label.clone(),
+                entity_label: slot.label.clone(),
                 first: trigger.time,
                 last: slot.state.latest_in(a.from, a.to).unwrap_or(end),
                 trigger,
                 contributing,
                 contributing_total: requests,
-                who: slot.first.as_ref().map(|(_, w)| Who::clone(w)).unwrap_or_default(),
+                who: Who::clone(&slot.first.1),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
