@@ -164,40 +164,83 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
     put("url", json!(record.url));
 
     let description = description(engine, finding, record, surface_name);
+    assemble(
+        AlertParts {
+            id,
+            incident,
+            detector: &rule.id,
+            title,
+            description,
+            threat: finding.threat,
+            severity: finding.severity,
+            category: rule.category.as_deref().unwrap_or(category(finding.threat)),
+            mitre,
+            tenant: record.caller.tenant_id.as_deref(),
+            first: time.clone(),
+            last: time,
+            evidence: evidence(record, finding.threat, &ctx.created),
+            additional,
+            entity,
+        },
+        ctx,
+    )
+}
+
+/// What sets one alert apart; everything else in the Graph alert is fixed (DESIGN §5).
+struct AlertParts<'a> {
+    id: String,
+    incident: IncidentKey,
+    detector: &'a str,
+    title: String,
+    /// Already escaped for terminals.
+    description: String,
+    threat: Threat,
+    severity: Severity,
+    category: &'a str,
+    mitre: Vec<String>,
+    tenant: Option<&'a str>,
+    first: String,
+    last: String,
+    evidence: Vec<Evidence>,
+    additional: Map<String, Value>,
+    entity: String,
+}
+
+fn assemble(p: AlertParts, ctx: &AlertContext) -> AlertOut {
     let alert = json!({
         "@odata.type": "#microsoft.graph.security.alert",
-        "id": id,
-        "providerAlertId": id,
-        "incidentId": incident.id,
-        "detectorId": rule.id,
-        "title": title,
-        "description": description,
-        "recommendedActions": recommended_actions(finding.threat),
-        "severity": finding.severity.as_str(),
+        "id": p.id,
+        "providerAlertId": p.id,
+        "incidentId": p.incident.id,
+        "detectorId": p.detector,
+        "title": p.title,
+        "description": p.description,
+        "recommendedActions": recommended_actions(p.threat),
+        "severity": p.severity.as_str(),
         "status": "new",
         "classification": "unknown",
         "determination": "unknown",
-        "category": rule.category.as_deref().unwrap_or(category(finding.threat)),
-        "mitreTechniques": mitre,
+        "category": p.category,
+        "mitreTechniques": p.mitre,
         "productName": "aihunt",
         "detectionSource": "customDetection",
         "serviceSource": ctx.service_source,
-        "tenantId": record.caller.tenant_id,
+        "tenantId": p.tenant,
         "createdDateTime": ctx.created,
-        "firstActivityDateTime": time,
-        "lastActivityDateTime": time,
-        "evidence": evidence(record, finding.threat, &ctx.created),
-        "additionalData": additional,
+        "firstActivityDateTime": p.first,
+        "lastActivityDateTime": p.last,
+        "evidence": p.evidence,
+        "additionalData": p.additional,
     });
     AlertOut {
         alert: strip_nulls(alert),
-        id,
-        threat: finding.threat,
-        severity: finding.severity,
-        incident,
-        title,
-        first_activity: time,
-        entity,
+        id: p.id,
+        threat: p.threat,
+        severity: p.severity,
+        incident: p.incident,
+        title: p.title,
+        first_activity: p.first,
+        entity: p.entity,
     }
 }
 
@@ -260,41 +303,26 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
     let mut mitre = rule.mitre.clone();
     mitre.sort();
     mitre.dedup();
-    let alert = json!({
-        "@odata.type": "#microsoft.graph.security.alert",
-        "id": id,
-        "providerAlertId": id,
-        "incidentId": incident.id,
-        "detectorId": rule.id,
-        "title": title,
-        "description": terminal::escape(&description),
-        "recommendedActions": recommended_actions(rule.threat),
-        "severity": rule.severity.as_str(),
-        "status": "new",
-        "classification": "unknown",
-        "determination": "unknown",
-        "category": rule.category.as_deref().unwrap_or(category(rule.threat)),
-        "mitreTechniques": mitre,
-        "productName": "aihunt",
-        "detectionSource": "customDetection",
-        "serviceSource": ctx.service_source,
-        "tenantId": f.who.tenant,
-        "createdDateTime": ctx.created,
-        "firstActivityDateTime": first,
-        "lastActivityDateTime": last,
-        "evidence": evidence,
-        "additionalData": additional,
-    });
-    AlertOut {
-        alert: strip_nulls(alert),
-        id,
-        threat: rule.threat,
-        severity: rule.severity,
-        incident,
-        title,
-        first_activity: first,
-        entity,
-    }
+    assemble(
+        AlertParts {
+            id,
+            incident,
+            detector: &rule.id,
+            title,
+            description: terminal::escape(&description).into_owned(),
+            threat: rule.threat,
+            severity: rule.severity,
+            category: rule.category.as_deref().unwrap_or(category(rule.threat)),
+            mitre,
+            tenant: f.who.tenant.as_deref(),
+            first,
+            last,
+            evidence,
+            additional,
+            entity,
+        },
+        ctx,
+    )
 }
 
 /// The incident entity of a behavioural alert: the caller's IP (its /24 when masked), else

@@ -143,7 +143,8 @@ pub fn compile(raw: RawBehavior, file: &str) -> Result<BehaviorRule, String> {
             }
             let factor = raw.factor.unwrap_or(5.0);
             let min_score = raw.min_score.unwrap_or(6.0);
-            if !(factor.is_finite() && factor >= 1.0) || !(min_score.is_finite() && min_score >= 0.0) {
+            let sensible = factor.is_finite() && factor >= 1.0 && min_score.is_finite() && min_score >= 0.0;
+            if !sensible {
                 return Err("factor must be at least 1 and min_score at least 0".into());
             }
             BehaviorKind::VolumeAnomaly(VolumeRule {
