@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gen;
 pub mod input;
 pub mod intel;

@@ -147,6 +147,51 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
     (RuleSet { rules, thresholds: thresholds.into_iter().collect(), behaviors }, errors)
 }
 
+/// Rewrites every word-boundary assertion (`\b`, `\B`, `\b{start}`, ...) as its ASCII form
+/// `(?-u:\b)`. A Unicode word boundary makes the regex engine's fast DFA give up at the first
+/// non-ASCII byte and rescan with its slowest engine: one emoji or accented letter in a prompt
+/// cost 100 times the time. The ASCII form also treats a letter of another script as a
+/// boundary, which is what evasion-aware matching wants (`请ignore` still starts a word).
+/// Patterns that do not parse are returned unchanged, for the compiler to report.
+pub fn ascii_word_boundaries(pattern: &str) -> String {
+    use regex_syntax::ast::{self, Ast, AssertionKind};
+
+    struct Boundaries(Vec<std::ops::Range<usize>>);
+    impl ast::Visitor for Boundaries {
+        type Output = Vec<std::ops::Range<usize>>;
+        type Err = ();
+        fn finish(self) -> Result<Self::Output, ()> {
+            Ok(self.0)
+        }
+        fn visit_pre(&mut self, node: &Ast) -> Result<(), ()> {
+            if let Ast::Assertion(a) = node {
+                let word = !matches!(a.kind, AssertionKind::StartLine | AssertionKind::EndLine | AssertionKind::StartText | AssertionKind::EndText);
+                if word {
+                    self.0.push(a.span.start.offset..a.span.end.offset);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let Ok(parsed) = ast::parse::Parser::new().parse(pattern) else { return pattern.to_owned() };
+    let Ok(spans) = ast::visit(&parsed, Boundaries(Vec::new())) else { return pattern.to_owned() };
+    if spans.is_empty() {
+        return pattern.to_owned();
+    }
+    let mut out = String::with_capacity(pattern.len() + spans.len() * 6);
+    let mut at = 0;
+    for span in spans {
+        out.push_str(&pattern[at..span.start]);
+        out.push_str("(?-u:");
+        out.push_str(&pattern[span.clone()]);
+        out.push(')');
+        at = span.end;
+    }
+    out.push_str(&pattern[at..]);
+    out
+}
+
 pub fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return Err("id must be letters, digits, '-', '_' or '.'".into());
@@ -323,7 +368,7 @@ const TACTICS: &[&str] = &[
 /// Compiles a rule regex with limits that keep hostile-looking patterns from exhausting
 /// memory and a lazy-DFA cache big enough to stay fast on Unicode classes.
 pub fn build_regex(p: &str, case_insensitive: bool) -> Result<Regex, String> {
-    RegexBuilder::new(p)
+    RegexBuilder::new(&ascii_word_boundaries(p))
         .case_insensitive(case_insensitive)
         .size_limit(16 << 20)
         .dfa_size_limit(8 << 20)
@@ -443,4 +488,20 @@ pub fn select(set: &mut RuleSet, only: &[String], exclude: &[String], min: Optio
     set.rules.retain(|r| keep(&r.id, r.severity));
     set.behaviors.retain(|r| keep(&r.id, r.severity));
     unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_boundaries_become_ascii_and_other_escapes_stay() {
+        assert_eq!(ascii_word_boundaries(r"\bignore\B"), r"(?-u:\b)ignore(?-u:\B)");
+        assert_eq!(ascii_word_boundaries(r"\\b^x$"), r"\\b^x$", "a literal backslash and line anchors are kept");
+        assert_eq!(ascii_word_boundaries(r"(unclosed"), r"(unclosed", "the compiler reports bad patterns");
+        let re = build_regex(r"\bignore\b", false).unwrap();
+        assert!(re.is_match("请ignore all previous"), "a letter of another script is a boundary");
+        assert!(re.is_match("please ignore it"));
+        assert!(!re.is_match("ignored"));
+    }
 }

@@ -7,6 +7,7 @@ mod alerts;
 mod behavior;
 mod incremental;
 mod content_rules;
+mod fuzz_regressions;
 mod hostile;
 mod input;
 mod kinds;
