@@ -12,6 +12,8 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 #[doc(hidden)]
+pub mod faults;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod gen;
 pub mod input;

@@ -109,7 +109,10 @@ fn display(path: &Path) -> Arc<str> {
 pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match &source.location {
         Location::Stdin => Box::new(io::stdin()),
-        Location::File(p) => Box::new(File::open(p)?),
+        Location::File(p) => {
+            crate::faults::check_open(p)?;
+            Box::new(File::open(p)?)
+        }
     };
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
     let is_gzip = loop {

@@ -53,6 +53,16 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Stdout is the caller's to fill; files and devices can run out of space (test seam).
+    fn check(&self, len: usize) -> io::Result<()> {
+        match self {
+            Output::Stdout(_) => Ok(()),
+            _ => crate::faults::check_write(len),
+        }
+    }
+}
+
 #[cfg(unix)]
 fn set_default_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -65,6 +75,7 @@ fn set_default_permissions(_: &Path) {}
 
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check(buf.len())?;
         match self {
             Output::Stdout(w) => w.write(buf),
             Output::Direct(w) => w.write(buf),
@@ -73,6 +84,7 @@ impl Write for Output {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.check(buf.len())?;
         match self {
             Output::Stdout(w) => w.write_all(buf),
             Output::Direct(w) => w.write_all(buf),

@@ -160,3 +160,36 @@ fn a_multi_gigabyte_line_is_rejected_in_bounded_memory() {
     assert!(n(&stats, "bytesRead") > 3 * GIB as u64);
     assert!(peak > 0 && peak < 200 * 1024, "peak RSS {peak} kB while reading a 3 GiB line");
 }
+
+fn with_faults(spec: &str, args: &[&str]) -> Run {
+    let out = aihunt().env("AIHUNT_INJECT_FAULTS", spec).args(args).output().unwrap();
+    Run { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+#[test]
+fn a_disk_that_fills_up_leaves_the_old_output_file_whole_and_no_temporary_file() {
+    // Root can write anywhere here, so the full disk comes from the I/O layer's test seam.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.ndjson");
+    std::fs::write(&out, "yesterday's report\n").unwrap();
+    let r = with_faults("disk-full-after=3000", &["scan", "-q", "fixtures/samples", "-o", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "yesterday's report\n");
+    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["alerts.ndjson".to_owned()], "no partial or temporary file is left behind");
+}
+
+#[test]
+fn an_unreadable_input_is_reported_and_the_others_are_scanned() {
+    let (whole, _) = run_stats(&["scan", "-q", "fixtures/samples"]);
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let r = with_faults("deny-read=insights-logs-gatewaylogs", &["scan", "fixtures/samples", "--stats", stats.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "an input that cannot be read is an error");
+    assert!(r.stderr.contains("insights-logs-gatewaylogs") && r.stderr.contains("Permission denied"), "{}", r.stderr);
+    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(n(&stats, "filesFailed"), 1);
+    let got = r.ndjson().len();
+    assert!(got > 0 && got < whole.ndjson().len(), "the other inputs' alerts are written ({got})");
+}
