@@ -421,6 +421,54 @@ const ECHO_MIN: usize = 60;
 /// How much of each text the comparison reads.
 const ECHO_MAX_TEXT: usize = 64 << 10;
 
+/// Automata recently built per worker, by the system prompts they search for: applications
+/// send the same system prompt with every request, and building one costs more than
+/// matching it.
+const ECHO_CACHE: usize = 64;
+
+thread_local! {
+    static ECHO_AUTOMATA: std::cell::RefCell<Vec<(u128, String, Arc<AhoCorasick>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An automaton over overlapping windows of the system prompts, one every half window.
+fn echo_automaton(system: &[String]) -> Option<Arc<AhoCorasick>> {
+    let text = system.join("\u{0}");
+    let key = crate::record::record_hash128(&text);
+    // The text is compared too: a crafted hash collision must not borrow another automaton.
+    let cached = ECHO_AUTOMATA.with(|c| c.borrow().iter().find(|(k, t, _)| *k == key && *t == text).map(|(_, _, ac)| Arc::clone(ac)));
+    if cached.is_some() {
+        return cached;
+    }
+    let mut windows: Vec<&str> = Vec::new();
+    for s in system {
+        let mut start = 0;
+        while start + ECHO_MIN <= s.len() && windows.len() < 4096 {
+            let a = floor_boundary(s, start);
+            let b = floor_boundary(s, start + ECHO_MIN);
+            if b > a {
+                windows.push(&s[a..b]);
+            }
+            start += ECHO_MIN / 2;
+        }
+    }
+    // A non-contiguous NFA builds in a fraction of a DFA's time.
+    let ac = Arc::new(
+        AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+            .build(&windows)
+            .ok()?,
+    );
+    ECHO_AUTOMATA.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= ECHO_CACHE {
+            c.remove(0);
+        }
+        c.push((key, text, Arc::clone(&ac)));
+    });
+    Some(ac)
+}
+
 /// Finds a response span that repeats at least `ECHO_MIN` characters of a system span, both
 /// compared in normalized form with runs of whitespace collapsed.
 fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Detection> {
@@ -433,25 +481,7 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
     if system.is_empty() {
         return None;
     }
-    // Overlapping windows of the system prompt, one every half window.
-    let mut windows: Vec<&str> = Vec::new();
-    for s in &system {
-        let mut start = 0;
-        while start + ECHO_MIN <= s.len() && windows.len() < 4096 {
-            let a = floor_boundary(s, start);
-            let b = floor_boundary(s, start + ECHO_MIN);
-            if b > a {
-                windows.push(&s[a..b]);
-            }
-            start += ECHO_MIN / 2;
-        }
-    }
-    // A non-contiguous NFA builds in a fraction of a DFA's time; it is built per record.
-    let ac = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostFirst)
-        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-        .build(&windows)
-        .ok()?;
+    let ac = echo_automaton(&system)?;
     for (span_index, span) in record.surfaces.iter().enumerate() {
         if !rule.surfaces.contains(&span.surface) {
             continue;
