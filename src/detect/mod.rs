@@ -133,8 +133,9 @@ impl Engine {
                 continue;
             }
             let text = &span.text[..floor_boundary(&span.text, MAX_TEXT)];
+            let plain = is_plain(text);
             for view in views(text, &self.rules.rules, &wanted) {
-                self.match_view(record, &view, span.surface, span_index, &wanted, &mut hit, &mut done, &mut out);
+                self.match_view(record, &view, span.surface, span_index, plain, &wanted, &mut hit, &mut done, &mut out);
             }
         }
         self.run_checks(record, &mut out);
@@ -163,6 +164,7 @@ impl Engine {
         view: &View,
         surface: Surface,
         span_index: usize,
+        plain: bool,
         wanted: &[usize],
         hit: &mut [bool],
         done: &mut [bool],
@@ -184,7 +186,11 @@ impl Engine {
                 continue;
             }
             let rule = &self.rules.rules[i];
-            if !view_fits(rule, view) || (!rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none()) {
+            // The original view may exist for other rules; on plain text these cannot match.
+            if (plain && rule.needs_special_char) || !view_fits(rule, view) {
+                continue;
+            }
+            if !rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none() {
                 continue;
             }
             let Some(m) = self.find_valid(rule, &view.text) else { continue };
@@ -370,10 +376,14 @@ fn view_fits(rule: &Rule, view: &View) -> bool {
     }
 }
 
+/// Clean printable ASCII: it cannot hold what the special-character rules look for.
+fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+}
+
 /// The views the wanted rules need of one text.
 fn views(text: &str, rules: &[Rule], wanted: &[usize]) -> Vec<View> {
-    // Clean printable ASCII cannot hold what the special-character rules look for.
-    let plain = text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
+    let plain = is_plain(text);
     let need = |v: TextView| wanted.iter().any(|&i| rules[i].view == v && !(plain && rules[i].needs_special_char));
     let need_decoded = wanted.iter().any(|&i| (rules[i].view == TextView::Normalized && rules[i].decoded) || rules[i].view == TextView::Decoded);
     let mut out = Vec::new();
