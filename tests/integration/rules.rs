@@ -113,6 +113,9 @@ fn rules_list_formats() {
     assert!(table.contains("JB-DAN-001"));
     let json = run(&["rules", "list", "--json"]).ndjson();
     assert!(json.iter().any(|r| r["id"] == "SMUG-HIDDEN-001" && r["alertType"] == "AI.Azure_ASCIISmuggling"));
+    // Behaviour rules are listed with their detector and window.
+    assert!(table.contains("WAL-DUP-001") && table.contains("duplicate_requests"), "{table}");
+    assert!(json.iter().any(|r| r["id"] == "WAL-DUP-001" && r["detector"] == "duplicate_requests" && r["windowSeconds"] == 600));
     let keywords = run(&["rules", "list", "--keywords"]).stdout_str();
     let lines: Vec<&str> = keywords.lines().collect();
     let mut sorted = lines.clone();
