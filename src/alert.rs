@@ -325,12 +325,13 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
     )
 }
 
-/// The incident entity of a behavioural alert: the caller's IP (its /24 when masked), else
-/// the identity, else the resource.
+/// The entity an incident groups by: the caller's IP (its /24 when masked), else identity,
+/// else the resource. Per-record and behavioural alerts share it, so they share incidents.
 fn who_entity(w: &Who) -> (&'static str, String) {
     if let Some(ip) = &w.ip {
         if w.ip_masked {
-            return ("ip", crate::detect::behavior::ip_range(ip).map_or_else(|| ip.clone(), |r| r.to_string()));
+            let prefix: Vec<&str> = ip.split('.').take(3).collect();
+            return ("ip", format!("{}.0/24", prefix.join(".")));
         }
         return ("ip", ip.clone());
     }
@@ -489,28 +490,9 @@ fn forward_chars(s: &str, from: usize, n: usize) -> usize {
     s[from..].char_indices().nth(n).map_or(s.len(), |(i, _)| from + i)
 }
 
-/// The entity an incident groups by: the caller's IP (its /24 when masked), else identity,
-/// else the resource.
+/// The entity an incident groups by (see [`who_entity`]).
 fn primary_entity(r: &Record) -> (&'static str, String) {
-    if let Some(ip) = r.caller.end_user_ip.as_ref().or(r.caller.ip.as_ref()) {
-        if r.caller.ip_masked && r.caller.end_user_ip.is_none() {
-            let prefix: Vec<&str> = ip.split('.').take(3).collect();
-            return ("ip", format!("{}.0/24", prefix.join(".")));
-        }
-        return ("ip", ip.clone());
-    }
-    for (kind, v) in [
-        ("user", &r.caller.upn),
-        ("user", &r.caller.object_id),
-        ("user", &r.caller.end_user_id),
-        ("app", &r.caller.app_id),
-        ("apimSubscription", &r.caller.apim_subscription_id),
-    ] {
-        if let Some(v) = v {
-            return (kind, v.clone());
-        }
-    }
-    ("resource", r.resource.id.clone().or_else(|| r.deployment.clone()).unwrap_or_else(|| "unknown".into()))
+    who_entity(&Who::of(r))
 }
 
 fn who(r: &Record) -> Option<String> {

@@ -8,8 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::alert::{self, AlertContext};
 use crate::detect::behavior::{self, Behavior};
 use crate::detect::{decode, normalize, Engine};
-use crate::input::frame::{FrameBatch, FrameBody, Framer};
-use crate::input::lines::{Line, LineReader};
+use crate::input::frame::{frame_all, FrameBody};
 use crate::intel::Intel;
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined};
 use crate::record::{parse_frame, ParseOptions, Record};
@@ -33,16 +32,7 @@ fn context() -> AlertContext {
 /// Bytes as a log file: lines, frames (JSON Lines or documents), records of every kind, LLM
 /// chunks joined, detections, alerts, and the behavioural detectors over all of it.
 pub fn log_file(data: &[u8]) {
-    let mut reader = LineReader::new(data, MAX_LINE);
-    let mut framer = Framer::new(MAX_LINE);
-    let mut batch = FrameBatch::default();
-    let mut last = 0;
-    while let Some(line) = reader.next_line() {
-        let (Line::Text { no, .. } | Line::TooLong { no, .. }) = line;
-        last = no;
-        framer.push_line(line, &mut batch);
-    }
-    framer.finish(last, &mut batch);
+    let batch = frame_all(data, MAX_LINE);
     let file: Arc<str> = Arc::from("fuzz.jsonl");
     let engine = engine();
     let ctx = context();

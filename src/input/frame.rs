@@ -176,6 +176,22 @@ fn push_json_line(no: u64, text: &str, unterminated: bool, batch: &mut FrameBatc
     batch.frames.push(Frame { line: no, owned_lines: 1, body: FrameBody::Json(start..batch.arena.len()), unterminated });
 }
 
+/// Frames a whole input held in memory into one batch: for tests and fuzzing. The scan frames
+/// as it reads, in bounded batches (`pipeline`).
+pub fn frame_all(data: &[u8], max_line: usize) -> FrameBatch {
+    let mut reader = super::lines::LineReader::new(data, max_line);
+    let mut framer = Framer::new(max_line);
+    let mut batch = FrameBatch::default();
+    let mut last = 0;
+    while let Some(line) = reader.next_line() {
+        let (Line::Text { no, .. } | Line::TooLong { no, .. }) = line;
+        last = no;
+        framer.push_line(line, &mut batch);
+    }
+    framer.finish(last, &mut batch);
+    batch
+}
+
 /// Removes NUL bytes and repairs invalid UTF-8. Returns the cleaned text when it had to change
 /// anything (stored in `scratch`), `None` when the line was already clean.
 fn clean_line<'s>(raw: &[u8], scratch: &'s mut Vec<u8>, counts: &mut LineCounts) -> Option<&'s str> {
@@ -601,20 +617,10 @@ fn is_scalar_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::lines::LineReader;
 
     /// Frames `input` and renders each frame as `line/owned:text` or `line/owned!reason`.
     fn frames(input: &str) -> (Vec<String>, LineCounts) {
-        let mut reader = LineReader::new(input.as_bytes(), 1 << 20);
-        let mut framer = Framer::new(1 << 20);
-        let mut batch = FrameBatch::default();
-        let mut last = 0;
-        while let Some(line) = reader.next_line() {
-            let (Line::Text { no, .. } | Line::TooLong { no, .. }) = line;
-            last = no;
-            framer.push_line(line, &mut batch);
-        }
-        framer.finish(last, &mut batch);
+        let batch = frame_all(input.as_bytes(), 1 << 20);
         let out = batch
             .frames
             .iter()
@@ -626,15 +632,10 @@ mod tests {
         (out, batch.counts)
     }
 
+    /// Physical lines the frames and counts account for.
     fn accounted(input: &str) -> u64 {
-        let (_, c) = frames(input);
-        let mut reader = LineReader::new(input.as_bytes(), 1 << 20);
-        let mut framer = Framer::new(1 << 20);
-        let mut batch = FrameBatch::default();
-        while let Some(l) = reader.next_line() {
-            framer.push_line(l, &mut batch);
-        }
-        batch.frames.iter().map(|f| u64::from(f.owned_lines)).sum::<u64>() + c.skipped + c.structural
+        let batch = frame_all(input.as_bytes(), 1 << 20);
+        batch.frames.iter().map(|f| u64::from(f.owned_lines)).sum::<u64>() + batch.counts.skipped + batch.counts.structural
     }
 
     #[test]

@@ -32,10 +32,6 @@ const MAX_VALUES: usize = 256;
 /// Key operations remembered per resource.
 const MAX_KEY_OPERATIONS: usize = 64;
 
-fn fingerprint(text: &str) -> u128 {
-    crate::record::record_hash128(text)
-}
-
 /// Combines fingerprints into one (for keys made of several parts).
 pub(crate) fn combine(a: u128, b: u128) -> u128 {
     let mixed = (a ^ b.rotate_left(47)).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
@@ -255,7 +251,7 @@ impl Behavior {
                     let value = match attribute {
                         Attribute::IpRange => o.ip_range.map(IpRange::key),
                         Attribute::UserAgent => o.user_agent_family,
-                        Attribute::AuthMethod => o.auth_method.map(fingerprint),
+                        Attribute::AuthMethod => o.auth_method.map(crate::record::record_hash128),
                     };
                     let display = || match attribute {
                         Attribute::IpRange => o.ip_range.map(|r| r.to_string()).unwrap_or_default(),

@@ -54,7 +54,7 @@ fn masked(r: &Record) -> bool {
 }
 
 impl Who {
-    fn of(r: &Record) -> Who {
+    pub(crate) fn of(r: &Record) -> Who {
         let [ip, upn, object_id, app_id, apim_subscription, end_user, user_agent, tenant, resource_id, resource_name, resource_type, deployment] =
             who_fields(r).map(|f| f.map(str::to_owned));
         Who {
@@ -308,12 +308,13 @@ pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
         || r.content_filter.verdicts.iter().any(|v| matches!(v.category.as_str(), "jailbreak" | "indirect_attack") && v.is_hit());
     let key_operation = (!data_plane && is_key_operation(r)).then(|| r.correlation_id.clone().unwrap_or_else(|| r.record_hash.clone()));
     let resource = r.resource.id.as_deref().map(|id| EntityRef::of(EntityKind::Resource, hash128_ascii_lower(id)));
+    let principal = entra(r);
     let target = r.deployment.as_deref().or(r.resource.account.as_deref()).or(r.resource.id.as_deref()).map(record_hash128);
     Some(Observation {
         who: shared_who(r, key),
         who_key: key,
-        caller: caller(r),
-        identities: if data_plane { identities(r) } else { [None; 3] },
+        caller: caller(r, principal),
+        identities: if data_plane { identities(r, principal) } else { [None; 3] },
         resource,
         target,
         ip_range: r.caller.end_user_ip.as_deref().or(r.caller.ip.as_deref()).and_then(ip_range),
@@ -337,13 +338,13 @@ fn is_key_operation(r: &Record) -> bool {
     !failed && (ends("/listkeys/action") || ends("/regeneratekey/action"))
 }
 
-fn caller(r: &Record) -> Option<EntityRef> {
+fn caller(r: &Record, principal: Option<EntityRef>) -> Option<EntityRef> {
     let c = &r.caller;
     if let Some(u) = &c.end_user_id {
         return Some(EntityRef::of(EntityKind::EndUser, record_hash128(u)));
     }
-    if let Some(e) = entra(r) {
-        return Some(e);
+    if principal.is_some() {
+        return principal;
     }
     if let Some(s) = &c.apim_subscription_id {
         return Some(EntityRef::of(EntityKind::Apim, record_hash128(s)));
@@ -356,6 +357,7 @@ fn caller(r: &Record) -> Option<EntityRef> {
     Some(EntityRef::of(EntityKind::Ip, value))
 }
 
+/// The Entra principal (object id, else UPN) or the application.
 fn entra(r: &Record) -> Option<EntityRef> {
     let c = &r.caller;
     if let Some(id) = c.object_id.as_deref().or(c.upn.as_deref()) {
@@ -364,13 +366,13 @@ fn entra(r: &Record) -> Option<EntityRef> {
     c.app_id.as_deref().map(|a| EntityRef::of(EntityKind::App, hash128_ascii_lower(a)))
 }
 
-fn identities(r: &Record) -> [Option<EntityRef>; 3] {
+fn identities(r: &Record, principal: Option<EntityRef>) -> [Option<EntityRef>; 3] {
     let apim = r.caller.apim_subscription_id.as_deref().map(|s| EntityRef::of(EntityKind::Apim, record_hash128(s)));
     let key = match (r.caller.auth_kind, r.resource.id.as_deref()) {
         (Some(AuthKind::ApiKey), Some(id)) => Some(EntityRef::of(EntityKind::ApiKey, hash128_ascii_lower(id))),
         _ => None,
     };
-    [entra(r), apim, key]
+    [principal, apim, key]
 }
 
 /// A hash of the user's prompts with case, runs of spacing and digits folded, so requests

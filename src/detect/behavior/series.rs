@@ -91,10 +91,6 @@ impl Series {
         added
     }
 
-    pub fn entries(&self) -> u64 {
-        self.buckets.iter().map(|(_, b)| 1 + b.earliest.len() as u64).sum()
-    }
-
     /// The earliest `cap` points of the buckets with index in `from..=to`.
     pub fn earliest_in(&self, from: i64, to: i64, cap: usize) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
