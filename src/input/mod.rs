@@ -111,7 +111,7 @@ pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
         Location::Stdin => Box::new(io::stdin()),
         Location::File(p) => {
             crate::faults::check_open(p)?;
-            Box::new(File::open(p)?)
+            Box::new(WatchedFile::open(p)?)
         }
     };
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
@@ -128,5 +128,49 @@ pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(MultiGzDecoder::new(buffered)))
     } else {
         Ok(Box::new(buffered))
+    }
+}
+
+/// A file that notices when it shrinks while being read: a log rotated in place
+/// (copytruncate) or overwritten mid-scan would otherwise end early and look like a complete
+/// scan. Growth is not an error (lines appended before the end are read), and a file deleted
+/// mid-scan is still read whole through its open descriptor.
+struct WatchedFile {
+    file: File,
+    size_at_open: u64,
+    read: u64,
+    shrink_reported: bool,
+    pause_at_first_read: Option<PathBuf>,
+}
+
+impl WatchedFile {
+    fn open(path: &Path) -> io::Result<WatchedFile> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        // Pipes and devices have no meaningful size to compare with.
+        let size_at_open = if meta.is_file() { meta.len() } else { 0 };
+        let pause_at_first_read = crate::faults::pauses(path).then(|| path.to_owned());
+        Ok(WatchedFile { file, size_at_open, read: 0, shrink_reported: false, pause_at_first_read })
+    }
+}
+
+impl Read for WatchedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read += n as u64;
+        if n > 0 {
+            if let Some(path) = self.pause_at_first_read.take() {
+                crate::faults::pause(&path);
+            }
+        } else if !buf.is_empty() && self.read < self.size_at_open && !self.shrink_reported {
+            self.shrink_reported = true;
+            let now = self.file.metadata().map_or_else(|_| "an unknown size".to_owned(), |m| format!("{} bytes", m.len()));
+            return Err(io::Error::other(format!(
+                "the file shrank while it was read ({} bytes when opened, {now} now: truncated or rotated in place); \
+                 nothing after byte {} was read",
+                self.size_at_open, self.read
+            )));
+        }
+        Ok(n)
     }
 }
