@@ -76,6 +76,18 @@ proptest! {
         // Ids fingerprint the record's own bytes, not where it was read.
         prop_assert_eq!(alert_ids(&one.stdout), alert_ids(&split.stdout));
     }
+
+    #[test]
+    fn one_thread_and_many_give_identical_bytes(lines in prop::collection::vec(line_strategy(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mix.jsonl");
+        std::fs::write(&path, join(&lines)).unwrap();
+        let p = path.to_str().unwrap();
+        let one = run(&["scan", "-q", "--fail-on", "never", "-f", "xdr", "-j", "1", p]);
+        let many = run(&["scan", "-q", "--fail-on", "never", "-f", "xdr", "-j", "4", p]);
+        prop_assert_eq!(one.code, 0, "{}", one.stderr);
+        prop_assert!(one.stdout == many.stdout, "-j1 and -j4 differ");
+    }
 }
 
 #[test]
