@@ -62,7 +62,7 @@ fn list(args: &RuleArgs, as_json: bool, keywords: bool) -> Result<Outcome> {
     let set = load_rules(args, true)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if keywords {
-        let mut all: Vec<&str> = set.rules.iter().flat_map(|r| r.keywords.iter().map(String::as_str)).collect();
+        let mut all: Vec<&str> = set.rules.iter().flat_map(|r| RuleSet::prefilter_keywords(r).iter().map(String::as_str)).collect();
         all.sort_unstable();
         all.dedup();
         for k in all {
@@ -72,7 +72,7 @@ fn list(args: &RuleArgs, as_json: bool, keywords: bool) -> Result<Outcome> {
         for r in &set.rules {
             let v = json!({
                 "id": r.id, "title": r.title, "threat": r.threat, "severity": r.severity,
-                "surfaces": r.surfaces, "keywords": r.keywords, "pattern": r.pattern_source,
+                "surfaces": r.surfaces, "keywords": r.keywords, "impliedKeywords": r.implied_keywords, "pattern": r.pattern_source,
                 "conditions": r.conditions.len(), "view": r.view, "weight": r.weight,
                 "alertType": r.alert_type, "mitre": r.mitre, "atlas": r.atlas, "file": r.file,
                 "examples": {"match": r.examples_match.len(), "noMatch": r.examples_no_match.len()},

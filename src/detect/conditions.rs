@@ -68,13 +68,7 @@ impl Condition {
             Test::NotAnyOf(list) => (!values.iter().any(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))))
                 .then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
             Test::AnyOf(list) => values.into_iter().find(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))).map(Cow::into_owned),
-            Test::Contains(list) => values
-                .into_iter()
-                .find(|v| {
-                    let lower = v.to_ascii_lowercase();
-                    list.iter().any(|l| lower.contains(&l.to_ascii_lowercase()))
-                })
-                .map(Cow::into_owned),
+            Test::Contains(list) => values.into_iter().find(|v| list.iter().any(|l| contains_ignore_ascii_case(v, l))).map(Cow::into_owned),
             Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)).map(Cow::into_owned),
             Test::InList(list) => values.into_iter().find_map(|v| {
                 intel.lookup(list, &v).map(|c| match c {
@@ -84,6 +78,12 @@ impl Condition {
             }),
         }
     }
+}
+
+/// Whether `haystack` contains `lower_needle` (already lower case), ignoring ASCII case.
+fn contains_ignore_ascii_case(haystack: &str, lower_needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), lower_needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The values of a field on a record (several for `contentFilter.verdict`).

@@ -117,6 +117,12 @@ pub fn localizable(raw: Option<&RawValue>) -> Option<String> {
 /// (`modelDeploymentName_s`, `durationMs_d`, `AssetIdentity_g`).
 pub fn la_text(obj: &Obj<'_>, name: &str) -> Option<String> {
     obj.text(&[name]).or_else(|| {
+        // Most records have none of these columns: one pass over the keys rules them out
+        // without building the five suffixed names.
+        let suffixed = |k: &str| k.len() == name.len() + 2 && k.is_char_boundary(name.len()) && k[..name.len()].eq_ignore_ascii_case(name);
+        if !obj.keys().any(suffixed) {
+            return None;
+        }
         ["_s", "_d", "_g", "_b", "_t"]
             .iter()
             .find_map(|suffix| obj.text(&[&format!("{name}{suffix}")]))

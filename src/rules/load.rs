@@ -315,6 +315,10 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     }
     let needs_special_char = view == TextView::Original
         && hir.as_ref().is_some_and(validate::special);
+    let implied_keywords = match &hir {
+        Some(hir) if keywords.is_empty() && !needs_special_char => validate::implied_keywords(hir),
+        _ => Vec::new(),
+    };
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
     Ok(Rule {
         id: raw.id,
@@ -324,6 +328,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         severity,
         surfaces,
         keywords,
+        implied_keywords,
         pattern_source: raw.pattern,
         pattern,
         view,
@@ -445,7 +450,8 @@ fn compile_condition(c: RawCondition) -> Result<Condition, String> {
         tests.push(Test::NotAnyOf(v));
     }
     if let Some(v) = c.contains {
-        tests.push(Test::Contains(v));
+        // Lower case once here; values are compared without ASCII case.
+        tests.push(Test::Contains(v.iter().map(|s| s.to_ascii_lowercase()).collect()));
     }
     if let Some(p) = c.matches {
         tests.push(Test::Matches(build_regex(&p, true).map_err(|e| format!("condition on {field}: {e}"))?));

@@ -230,6 +230,9 @@ pub struct Rule {
     pub severity: Severity,
     pub surfaces: Vec<Surface>,
     pub keywords: Vec<String>,
+    /// For a pattern written without keywords: texts one of which every match contains, which
+    /// the prefilter uses in their place (see `validate::implied_keywords`).
+    pub implied_keywords: Vec<String>,
     pub pattern: Option<LazyRegex>,
     pub pattern_source: Option<String>,
     pub view: TextView,
@@ -270,6 +273,16 @@ pub struct RuleSet {
 impl RuleSet {
     pub fn threshold(&self, threat: Threat) -> f64 {
         self.thresholds.iter().find(|(t, _)| *t == threat).map_or(1.0, |(_, v)| *v)
+    }
+
+    /// The texts the prefilter looks for on a rule's behalf: its own keywords, or those its
+    /// pattern implies.
+    pub fn prefilter_keywords(rule: &Rule) -> &[String] {
+        if rule.keywords.is_empty() {
+            &rule.implied_keywords
+        } else {
+            &rule.keywords
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&Rule> {

@@ -66,6 +66,99 @@ fn proves(hir: &Hir, keywords: &[String]) -> bool {
     }
 }
 
+/// Keywords implied by a pattern written without any: literal texts one of which every match
+/// must contain, so a rule that would otherwise run on every text runs only where the
+/// prefilter saw one (`@` or `://` for an e-mail-or-URL pattern). Only ASCII texts, compared
+/// without ASCII case exactly as the prefilter compares them, and only texts rare enough to be
+/// worth a prefilter hit: three bytes or more, or one with punctuation that prose seldom has.
+/// The proof of [`keywords_cover_hir`] must agree, or nothing is implied.
+pub fn implied_keywords(hir: &Hir) -> Vec<String> {
+    let Some(mut found) = required_texts(hir) else { return Vec::new() };
+    found.sort();
+    found.dedup();
+    if found.is_empty() || !found.iter().all(|t| selective(t)) || !keywords_cover_hir(hir, &found) {
+        return Vec::new();
+    }
+    found
+}
+
+/// A text worth a prefilter hit: long enough, or with punctuation that prose seldom has.
+fn selective(text: &str) -> bool {
+    text.len() >= 3 || text.bytes().any(|b| b"@:/\\|<>{}[]$#%^~=;&*_`".contains(&b))
+}
+
+/// Most alternatives a set of implied keywords may have before the set stops being selective.
+const MAX_IMPLIED: usize = 32;
+
+/// Texts (lower-case ASCII) one of which every match of `hir` contains, if the pattern shows
+/// such a set: a literal, a case-insensitive letter, a run of them inside a concatenation,
+/// or one text from each branch of an alternation.
+fn required_texts(hir: &Hir) -> Option<Vec<String>> {
+    match hir.kind() {
+        HirKind::Literal(_) | HirKind::Class(_) => ascii_fixed_text(hir).filter(|t| !t.is_empty()).map(|t| vec![t]),
+        HirKind::Capture(cap) => required_texts(&cap.sub),
+        HirKind::Repetition(rep) if rep.min >= 1 => required_texts(&rep.sub),
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            for a in alts {
+                all.extend(required_texts(a)?);
+                if all.len() > MAX_IMPLIED {
+                    return None;
+                }
+            }
+            Some(all)
+        }
+        HirKind::Concat(parts) => {
+            let mut candidates: Vec<Vec<String>> = parts.iter().filter_map(required_texts).collect();
+            // Adjacent fixed parts read as one longer text (`(?i)h` `t` `tp` → `http`).
+            let mut run = String::new();
+            for p in parts {
+                match ascii_fixed_text(p) {
+                    Some(t) => run.push_str(&t),
+                    None => {
+                        if !run.is_empty() {
+                            candidates.push(vec![std::mem::take(&mut run)]);
+                        }
+                    }
+                }
+            }
+            if !run.is_empty() {
+                candidates.push(vec![run]);
+            }
+            // The most selective set: all of its texts worth a hit, then its shortest text
+            // longest, then the fewest texts.
+            candidates.into_iter().max_by_key(|set| {
+                (set.iter().all(|t| selective(t)), set.iter().map(String::len).min().unwrap_or(0), std::cmp::Reverse(set.len()))
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The one lower-case ASCII text a node always matches, compared without ASCII case: a literal,
+/// a class of one ASCII character in either case, or a concatenation of them.
+fn ascii_fixed_text(hir: &Hir) -> Option<String> {
+    match hir.kind() {
+        HirKind::Literal(lit) => lit.0.is_ascii().then(|| String::from_utf8_lossy(&lit.0).to_ascii_lowercase()),
+        HirKind::Class(class) => {
+            let chars: Vec<char> = match class {
+                Class::Unicode(u) => u.iter().flat_map(|r| r.start()..=r.end()).take(3).collect(),
+                Class::Bytes(b) => b.iter().flat_map(|r| r.start()..=r.end()).map(char::from).take(3).collect(),
+            };
+            // `(?i)k` also admits the Kelvin sign, which the ASCII prefilter would not see.
+            match chars.as_slice() {
+                [c] if c.is_ascii() => Some(c.to_ascii_lowercase().to_string()),
+                [a, b] if a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(b) => Some(a.to_ascii_lowercase().to_string()),
+                _ => None,
+            }
+        }
+        HirKind::Capture(cap) => ascii_fixed_text(&cap.sub),
+        HirKind::Concat(parts) => parts.iter().map(ascii_fixed_text).collect(),
+        HirKind::Repetition(rep) if rep.min == 1 && rep.max == Some(1) => ascii_fixed_text(&rep.sub),
+        _ => None,
+    }
+}
+
 fn alternation_completes(hir: &Hir, before: &str, keywords: &[String]) -> bool {
     let hir = match hir.kind() {
         HirKind::Capture(cap) => &cap.sub,
@@ -284,6 +377,28 @@ mod tests {
 
     fn kw(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn implied(pattern: &str) -> Vec<String> {
+        implied_keywords(&regex_syntax::ParserBuilder::new().build().parse(pattern).unwrap())
+    }
+
+    #[test]
+    fn patterns_without_keywords_imply_the_texts_every_match_contains() {
+        assert_eq!(implied(r"[\w.+-]+@[\w-]+\.[a-z]{2,}"), kw(&["@"]), "'.' is everywhere, '@' is not");
+        assert_eq!(implied(r"(?i:https?|ftp)://\S+"), kw(&["://"]));
+        assert_eq!(implied(r"\byour\s+(?:account|mailbox)"), kw(&["account", "mailbox"]));
+        assert_eq!(implied(r"(?i)Begin\s+Key"), kw(&["begin"]), "case-insensitive letters read as one text");
+    }
+
+    #[test]
+    fn nothing_is_implied_where_the_prefilter_could_miss_a_match() {
+        assert!(implied(r"(?i)k\w+").is_empty(), "(?i)k also matches the Kelvin sign");
+        assert!(implied(r"\d{3}-\d{4}").is_empty(), "'-' alone is in most texts");
+        assert!(implied(r"ab|cd").is_empty(), "two letters are not selective");
+        assert!(implied(r"(?:secret)?token").len() == 1);
+        assert!(implied(r"(?:secret)?\w+").is_empty(), "an optional part proves nothing");
+        assert!(implied(r"café").is_empty(), "non-ASCII text is not compared the prefilter's way");
     }
 
     #[test]
