@@ -84,6 +84,9 @@ const ENTRY_BYTES: u64 = 240;
 /// Approximate cost of one entity's slot in its map (hash-table slack included), and of the
 /// caller details it keeps, besides its key and label.
 const SLOT_BYTES: u64 = 600;
+/// Approximate cost of a prompt seen once (its key, first record and caller handle in a
+/// hash table): a fifth of a full slot.
+const ONCE_BYTES: u64 = 120;
 /// Default for `--max-behavior-memory`, in megabytes.
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
 
@@ -125,7 +128,25 @@ impl Interner {
 
 type Map<T> = HashMap<u128, Slot<T>>;
 
+/// Duplicate-request state. Most prompts are sent once, and a duplicate needs at least two:
+/// a prompt seen once keeps only its first record, and becomes a full series when it comes
+/// again. The series it becomes is the one it would have been from the start.
+#[derive(Default)]
+struct Duplicates {
+    repeated: Map<Series>,
+    once: HashMap<u128, Once>,
+}
+
+struct Once {
+    entity: EntityRef,
+    prompt: u128,
+    point: Point,
+    who: Arc<Who>,
+    seq: u64,
+}
+
 enum State {
+    Duplicates(Duplicates),
     Series(Map<Series>),
     Habits(Map<access::Habits>),
     Keys(Map<access::KeyUse>),
@@ -172,6 +193,7 @@ impl Behavior {
                     states.push(match r.kind {
                         BehaviorKind::NewAttribute { .. } => State::Habits(HashMap::new()),
                         BehaviorKind::KeyThenNewIp { .. } => State::Keys(HashMap::new()),
+                        BehaviorKind::DuplicateRequests { .. } => State::Duplicates(Duplicates::default()),
                         _ => State::Series(HashMap::new()),
                     });
                 }
@@ -204,6 +226,7 @@ impl Behavior {
         self.states
             .iter()
             .map(|s| match s {
+                State::Duplicates(d) => d.repeated.len() + d.once.len(),
                 State::Series(m) => m.len(),
                 State::Habits(m) => m.len(),
                 State::Keys(m) => m.len(),
@@ -218,18 +241,31 @@ impl Behavior {
         // hold their caller, and the interner would otherwise keep every caller ever seen.
         let shared = LazyWho { raw: &o.who, key: o.who_key, interner: std::cell::RefCell::new(&mut self.whos), got: std::cell::OnceCell::new() };
         let who = &o.who;
-        let at = Place { point: &o.point, who: &shared, seq };
+        let shared_who = || shared.get();
+        let at = Place { point: &o.point, who: &shared_who, seq };
         let ua_text = || who.user_agent.as_deref().and_then(observe::user_agent_product).unwrap_or("").to_ascii_lowercase();
         for (&r, state) in self.fed_by.iter().zip(self.states.iter_mut()) {
             let rule = &self.rules[r];
             let added = match (&rule.kind, state) {
-                (BehaviorKind::DuplicateRequests { threshold }, State::Series(map)) => {
+                (BehaviorKind::DuplicateRequests { threshold }, State::Duplicates(dups)) => {
                     let (Some(c), Some(fp)) = (o.caller, o.prompt) else { continue };
                     let to = combine(c.hash, o.target.unwrap_or(0));
                     let key = combine(to, fp);
                     let width = (rule.window / series::STEPS).max(1);
                     let keep = (*threshold as usize).max(CONTRIBUTING_CAP);
-                    upsert(map, key, c, Some(fp), &at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+                    let add = |series: &mut Series, p: &Point| series.add(p.clone(), width, 0, keep);
+                    if dups.repeated.contains_key(&key) {
+                        upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
+                    } else if let Some(first) = dups.once.remove(&key) {
+                        let first_who = || Arc::clone(&first.who);
+                        let earlier = Place { point: &first.point, who: &first_who, seq: first.seq };
+                        let promoted = upsert(&mut dups.repeated, key, first.entity, Some(first.prompt), &earlier, |s| add(s, &first.point));
+                        self.bytes = self.bytes.saturating_sub(ONCE_BYTES);
+                        promoted + upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
+                    } else {
+                        dups.once.insert(key, Once { entity: c, prompt: fp, point: o.point.clone(), who: shared.get(), seq });
+                        ONCE_BYTES
+                    }
                 }
                 (BehaviorKind::AttemptBurst { threshold }, State::Series(map)) if o.attack => {
                     count_caller(map, o, &at, rule.window, *threshold)
@@ -299,6 +335,10 @@ impl Behavior {
         let mut all: Vec<(u64, usize, u128, u64)> = Vec::new();
         for (i, s) in self.states.iter().enumerate() {
             match s {
+                State::Duplicates(d) => {
+                    all.extend(d.repeated.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes)));
+                    all.extend(d.once.iter().map(|(k, v)| (v.seq, i, *k, ONCE_BYTES)));
+                }
                 State::Series(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
                 State::Habits(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
                 State::Keys(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
@@ -314,6 +354,7 @@ impl Behavior {
                 break;
             }
             match &mut self.states[i] {
+                State::Duplicates(d) => d.repeated.remove(&key).map(|_| ()).or_else(|| d.once.remove(&key).map(|_| ())),
                 State::Series(m) => m.remove(&key).map(|_| ()),
                 State::Habits(m) => m.remove(&key).map(|_| ()),
                 State::Keys(m) => m.remove(&key).map(|_| ()),
@@ -331,7 +372,8 @@ impl Behavior {
         for (i, rule) in self.rules.iter().enumerate() {
             let state = &self.states[self.state_of[i]];
             match (&rule.kind, state) {
-                (BehaviorKind::DuplicateRequests { threshold }, State::Series(m))
+                // A prompt seen once cannot reach a threshold of two or more.
+                (BehaviorKind::DuplicateRequests { threshold }, State::Duplicates(Duplicates { repeated: m, .. }))
                 | (BehaviorKind::AttemptBurst { threshold }, State::Series(m))
                 | (BehaviorKind::StatusBurst { threshold, .. }, State::Series(m)) => {
                     for slot in sorted(m) {
@@ -404,9 +446,10 @@ fn sorted<T>(m: &Map<T>) -> Vec<Named<'_, T>> {
 }
 
 /// The record being fed: when, by whom, and its sequence number.
-struct Place<'a, 'i> {
+struct Place<'a> {
     point: &'a Point,
-    who: &'a LazyWho<'a, 'i>,
+    /// The caller, shared through the interner (looked up only if an entity keeps it).
+    who: &'a dyn Fn() -> Arc<Who>,
     seq: u64,
 }
 
@@ -430,11 +473,11 @@ fn upsert<T: Default>(map: &mut Map<T>, key: u128, entity: EntityRef, prompt: Op
     let mut created = 0;
     let slot = map.entry(key).or_insert_with(|| {
         created = SLOT_BYTES;
-        Slot { entity, prompt, first: (at.point.clone(), at.who.get()), last_seq: at.seq, bytes: 0, state: T::default() }
+        Slot { entity, prompt, first: (at.point.clone(), (at.who)()), last_seq: at.seq, bytes: 0, state: T::default() }
     });
-    slot.last_seq = at.seq;
+    slot.last_seq = slot.last_seq.max(at.seq);
     if at.point < &slot.first.0 {
-        slot.first = (at.point.clone(), at.who.get());
+        slot.first = (at.point.clone(), (at.who)());
     }
     let added = add(&mut slot.state) * ENTRY_BYTES + created;
     slot.bytes += added;
