@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Throughput comparison on one generated corpus: aihunt (1 and 2 threads) against ripgrep with
 # aihunt's own prefilter keywords, and jq parsing every line. Prints MB/s, ratios and peak RSS
-# (GNU time). Usage: scripts/bench.sh [MB] (default 200); needs rg, jq and /usr/bin/time, which
-# it installs from Debian's packages when missing.
+# (GNU time). Usage: scripts/bench.sh [MB] [BIG_MB] (default 200, no big run); with BIG_MB it
+# also scans a BIG_MB corpus and compares peak RSS, with the default behaviour-memory bound and
+# with a 32 MB one. Needs rg, jq and /usr/bin/time, which it installs from Debian's packages
+# when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB="${1:-200}"
+BIG_MB="${2:-0}"
 WORK="${BENCH_DIR:-/tmp/aihunt-bench}"
 mkdir -p "$WORK"
 
@@ -48,3 +51,16 @@ t() { awk -v n="$1" '$0 ~ "^"n" " {print $NF}' "$WORK/results.txt"; }
 j1=$(t "aihunt scan -j1"); j2=$(t "aihunt scan -j2"); rg_t=$(t "rg -c"); jq_t=$(t "jq -c")
 awk -v j1="$j1" -v j2="$j2" -v rg="$rg_t" -v jq="$jq_t" 'BEGIN {
     printf "scaling 1→2 threads: %.2fx   aihunt(-j2)/rg time: %.2fx   jq/aihunt(-j2) speed: %.2fx\n", j1/j2, j2/rg, jq/j2 }'
+
+[ "$BIG_MB" -gt 0 ] || exit 0
+# Peak RSS against input size: what grows is the behavioural detectors' state, up to its bound.
+BIG="$WORK/corpus-${BIG_MB}mb.jsonl"
+[ -f "$BIG" ] || "$BIN" gen -o "$BIG" --size-mb "$BIG_MB" --seed 42
+rss() { /usr/bin/time -f "%M" -o "$WORK/time.txt" "$@" > /dev/null 2>&1 || true; echo $(( $(cat "$WORK/time.txt") / 1024 )); }
+for bound in default 32; do
+    extra=(); [ "$bound" = default ] || extra=(--max-behavior-memory "$bound")
+    small=$(rss "$BIN" scan -q -j 2 -f ndjson --fail-on never "${extra[@]}" "$CORPUS")
+    big=$(rss "$BIN" scan -q -j 2 -f ndjson --fail-on never "${extra[@]}" "$BIG")
+    awk -v s="$small" -v b="$big" -v bound="$bound" -v mb="$MB" -v bmb="$BIG_MB" 'BEGIN {
+        printf "peak RSS, behaviour bound %-7s  %5d MB input: %4d MB   %5d MB input: %4d MB   ratio %.2f\n", bound, mb, s, bmb, b, b/s }'
+done

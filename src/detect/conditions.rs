@@ -59,21 +59,25 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// The first field value that satisfies the condition (its evidence), or `None`.
-    pub fn eval(&self, r: &Record, intel: &Intel) -> Option<String> {
+    /// The first field value that satisfies the condition (its evidence), or `None`. Borrowed
+    /// where it can be: conditions are tested on every record and rarely all hold.
+    pub fn eval<'r>(&self, r: &'r Record, intel: &Intel) -> Option<Cow<'r, str>> {
         let values = field_values(r, self.field);
+        let first_or_empty = |values: Values<'r>| values.into_iter().next().unwrap_or(Cow::Borrowed(""));
         match &self.test {
-            Test::Exists(want) => (values.is_empty() != *want).then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
+            Test::Exists(want) => (values.is_empty() != *want).then(|| first_or_empty(values)),
             // Holds when no value of the field is in the list (an absent field included).
-            Test::NotAnyOf(list) => (!values.iter().any(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))))
-                .then(|| values.first().map(|v| v.to_string()).unwrap_or_default()),
-            Test::AnyOf(list) => values.into_iter().find(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))).map(Cow::into_owned),
-            Test::Contains(list) => values.into_iter().find(|v| list.iter().any(|l| contains_ignore_ascii_case(v, l))).map(Cow::into_owned),
-            Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)).map(Cow::into_owned),
+            Test::NotAnyOf(list) => {
+                let listed = values.iter().any(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v)));
+                (!listed).then(|| first_or_empty(values))
+            }
+            Test::AnyOf(list) => values.into_iter().find(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))),
+            Test::Contains(list) => values.into_iter().find(|v| list.iter().any(|l| contains_ignore_ascii_case(v, l))),
+            Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)),
             Test::InList(list) => values.into_iter().find_map(|v| {
                 intel.lookup(list, &v).map(|c| match c {
-                    Confidence::Exact => v.into_owned(),
-                    Confidence::MaskedPrefix => format!("{v} (masked; its /24 is listed)"),
+                    Confidence::Exact => v,
+                    Confidence::MaskedPrefix => Cow::Owned(format!("{v} (masked; its /24 is listed)")),
                 })
             }),
         }
@@ -86,49 +90,85 @@ fn contains_ignore_ascii_case(haystack: &str, lower_needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
+/// A field's values: none or one except for `contentFilter.verdict`, so the first is kept
+/// inline and the common case allocates nothing.
+#[derive(Default)]
+pub struct Values<'r> {
+    first: Option<Cow<'r, str>>,
+    more: Vec<Cow<'r, str>>,
+}
+
+impl<'r> Values<'r> {
+    fn one(v: Cow<'r, str>) -> Values<'r> {
+        Values { first: Some(v), more: Vec::new() }
+    }
+
+    fn push(&mut self, v: Cow<'r, str>) {
+        if self.first.is_none() {
+            self.first = Some(v);
+        } else {
+            self.more.push(v);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Cow<'r, str>> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+impl<'r> IntoIterator for Values<'r> {
+    type Item = Cow<'r, str>;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Cow<'r, str>>, std::vec::IntoIter<Cow<'r, str>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.more)
+    }
+}
+
 /// The values of a field on a record (several for `contentFilter.verdict`).
-pub fn field_values<'r>(r: &'r Record, field: &str) -> Vec<Cow<'r, str>> {
-    let one = |v: Option<&'r String>| v.map(|s| Cow::Borrowed(s.as_str())).into_iter().collect();
+pub fn field_values<'r>(r: &'r Record, field: &str) -> Values<'r> {
+    let one = |v: Option<&'r String>| Values { first: v.map(|s| Cow::Borrowed(s.as_str())), more: Vec::new() };
     match field {
-        "kind" => vec![Cow::Borrowed(r.kind.as_str())],
-        "sourceFormat" => vec![Cow::Owned(format!("{:?}", r.source_format).to_ascii_lowercase())],
+        "kind" => Values::one(Cow::Borrowed(r.kind.as_str())),
+        "sourceFormat" => Values::one(Cow::Owned(format!("{:?}", r.source_format).to_ascii_lowercase())),
         "category" => one(r.category.as_ref()),
         "operation" => one(r.operation.as_ref()),
         "deployment" => one(r.deployment.as_ref()),
         "model" => one(r.model.as_ref()),
         "url" => one(r.url.as_ref()),
         "method" => one(r.method.as_ref()),
-        "status.code" => r.status.code.map(|c| Cow::Owned(c.to_string())).into_iter().collect(),
+        "status.code" => Values { first: r.status.code.map(|c| Cow::Owned(c.to_string())), more: Vec::new() },
         "status.result" => one(r.status.result.as_ref()),
         "status.detail" => one(r.status.detail.as_ref()),
         "resource.id" => one(r.resource.id.as_ref()),
         "resource.provider" => one(r.resource.provider.as_ref()),
         "caller.ip" => one(r.caller.ip.as_ref()),
-        "caller.ipMasked" => vec![Cow::Borrowed(if r.caller.ip_masked { "true" } else { "false" })],
+        "caller.ipMasked" => Values::one(Cow::Borrowed(if r.caller.ip_masked { "true" } else { "false" })),
         "caller.endUserIp" => one(r.caller.end_user_ip.as_ref()),
         "caller.userAgent" => one(r.caller.user_agent.as_ref()),
         "caller.upn" => one(r.caller.upn.as_ref()),
         "caller.objectId" => one(r.caller.object_id.as_ref()),
         "caller.appId" => one(r.caller.app_id.as_ref()),
-        "caller.authKind" => r
-            .caller
-            .auth_kind
-            .map(|k| Cow::Owned(serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()))
-            .into_iter()
-            .collect(),
+        "caller.authKind" => Values {
+            first: r.caller.auth_kind.map(|k| Cow::Owned(serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())),
+            more: Vec::new(),
+        },
         "caller.endUserId" => one(r.caller.end_user_id.as_ref()),
         "caller.applicationName" => one(r.caller.application_name.as_ref()),
         "caller.apimSubscriptionId" => one(r.caller.apim_subscription_id.as_ref()),
         "controlPlane.action" => one(r.control_plane.as_ref().and_then(|c| c.action.as_ref())),
         "controlPlane.principalType" => one(r.control_plane.as_ref().and_then(|c| c.principal_type.as_ref())),
-        "contentFilter.promptBlocked" => vec![Cow::Borrowed(if r.content_filter.prompt_blocked { "true" } else { "false" })],
+        "contentFilter.promptBlocked" => Values::one(Cow::Borrowed(if r.content_filter.prompt_blocked { "true" } else { "false" })),
         "contentFilter.completionFiltered" => {
-            vec![Cow::Borrowed(if r.content_filter.completion_filtered { "true" } else { "false" })]
+            Values::one(Cow::Borrowed(if r.content_filter.completion_filtered { "true" } else { "false" }))
         }
         // One token per verdict state: `prompt:jailbreak:filtered`, `prompt:jailbreak:detected`,
         // `completion:violence:medium`, ...
         "contentFilter.verdict" => {
-            let mut out = Vec::new();
+            let mut out = Values::default();
             for v in &r.content_filter.verdicts {
                 let target = match v.target {
                     FilterTarget::Prompt => "prompt",
@@ -146,6 +186,6 @@ pub fn field_values<'r>(r: &'r Record, field: &str) -> Vec<Cow<'r, str>> {
             }
             out
         }
-        _ => Vec::new(),
+        _ => Values::default(),
     }
 }

@@ -600,7 +600,7 @@ fn conditions_hold(rule: &Rule, record: &Record, intel: &Intel) -> Option<(&'sta
         let v = c.eval(record, intel)?;
         first.get_or_insert((c.field, v));
     }
-    first
+    first.map(|(field, v)| (field, v.into_owned()))
 }
 
 fn cap(s: &str) -> String {
