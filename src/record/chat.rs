@@ -266,8 +266,11 @@ pub fn push_with_documents(r: &mut Record, surface: Surface, origin: String, tex
     r.push_text(surface, origin, rest, false);
 }
 
+/// Finds a tag (`needle` starts with `<`) without regard to ASCII case; memchr to each `<`
+/// keeps this off the profile for texts with no tag at all.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    hay.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    memchr::memchr_iter(needle[0], hay).find(|&i| hay.get(i..i + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)))
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
