@@ -35,6 +35,8 @@ run() {
         if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; rss=$kb; fi
     done
     local mbs; mbs=$(awk "BEGIN{printf \"%.1f\", $BYTES/1e6/($best>0?$best:0.001)}")
+    # The startup run reads one line: a rate would be meaningless.
+    [[ $name == *startup* ]] && mbs="-"
     printf '%-34s %8.2f s %9s MB/s %8d MB RSS\n' "$name" "$best" "$mbs" $((rss / 1024))
     echo "$name $best" >> "$WORK/results.txt"
 }
