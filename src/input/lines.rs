@@ -247,6 +247,42 @@ mod tests {
         assert!(r.buf.len() <= 4096, "buffer grew to {}", r.buf.len());
     }
 
+    /// A reader that hands out at most `chunk` bytes per read, as pipes and decompressors do.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.chunk.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn collect_from(r: impl Read, max: usize) -> Vec<String> {
+        let mut r = LineReader::new(r, max);
+        let mut out = Vec::new();
+        while let Some(l) = r.next_line() {
+            out.push(format!("{l:?}"));
+        }
+        out.push(format!("consumed {}", r.consumed()));
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_lines_do_not_depend_on_how_reads_are_chunked(
+            data in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'x'), proptest::num::u8::ANY], 0..3000),
+            chunk in 1usize..300,
+            max in proptest::prop_oneof![proptest::strategy::Just(8usize), proptest::strategy::Just(100), proptest::strategy::Just(5000)],
+        ) {
+            proptest::prop_assert_eq!(collect_from(Trickle { data: &data, chunk }, max), collect_from(&data[..], max));
+        }
+    }
+
     #[test]
     fn line_exactly_at_the_cap_is_kept() {
         assert_eq!(collect(b"abcd\nabcde\n", 4), vec!["1:abcd", "2:too long 5"]);
