@@ -1,9 +1,9 @@
 //! The detection engine: pure, `Sync`, no I/O. For each text surface of a record it builds
 //! the evasion-aware views (normalized, leetspeak, rot13, decoded spans, hidden text), runs one
 //! Aho-Corasick prefilter over all rule keywords, runs a rule's regex only where one of its
-//! keywords hit (rules without keywords always run), and sums the weights of the rules that
-//! matched on each surface: a finding needs its threat's threshold (1.0 unless a rule file
-//! says otherwise), so a weak phrase alone does not page anyone.
+//! keywords hit (rules with neither keywords nor implied ones always run), and sums the
+//! weights of the rules that matched on each surface: a finding needs its threat's threshold
+//! (1.0 unless a rule file says otherwise), so a weak phrase alone does not page anyone.
 
 pub mod behavior;
 pub mod conditions;
@@ -614,4 +614,3 @@ pub(crate) fn floor_boundary(s: &str, max: usize) -> usize {
     }
     (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
-
