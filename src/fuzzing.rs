@@ -21,6 +21,12 @@ fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let (rules, _) = load::compile(&load::embedded_sources());
+        // Patterns compile lazily on first use. Under AddressSanitizer compiling the whole pack
+        // takes seconds, and the first input to reach every rule was reported as a timeout
+        // that no later input reproduces: pay it here, outside any input's time.
+        for rule in &rules.rules {
+            let _ = rule.pattern.as_ref().map(|p| p.compile_error());
+        }
         Engine::new(Arc::new(rules), Arc::new(Intel::defaults()))
     })
 }
