@@ -124,3 +124,35 @@ fn rules_list_formats() {
     assert_eq!(lines, sorted, "keywords are sorted and unique");
     assert!(lines.contains(&"ignore") && lines.contains(&"disregard"));
 }
+
+#[test]
+fn a_rule_without_keywords_gets_the_ones_its_pattern_implies_and_still_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("wire.toml");
+    std::fs::write(
+        &rules,
+        r#"[[rule]]
+id = "CONTOSO-WIRE-001"
+title = "Wire transfer to an e-mail address"
+description = "Asks for a wire transfer to an address."
+threat = "sensitive_data"
+severity = "low"
+surfaces = ["user_prompt"]
+pattern = '''\b(?:wire|bank)\s+transfer\s+to\s+[\w.-]+@[\w-]+(?:\.[\w-]+)+'''
+[rule.examples]
+match = ["please wire transfer to payroll@contoso.example today"]
+no_match = ["a wire transfer to the usual account"]
+"#,
+    )
+    .unwrap();
+    let r = rules.to_str().unwrap();
+    let listed = run(&["rules", "list", "--json", "--no-default-rules", "--rules", r]).ndjson();
+    // Every match holds "transfer", "wire" or "bank", and "@": the most selective set is kept.
+    assert_eq!(listed[0]["impliedKeywords"], serde_json::json!(["transfer"]), "{listed:?}");
+    assert!(run(&["rules", "list", "--keywords", "--no-default-rules", "--rules", r]).stdout_str().lines().any(|k| k == "transfer"));
+    let input = dir.path().join("chat.jsonl");
+    std::fs::write(&input, "{\"messages\":[{\"role\":\"user\",\"content\":\"Bank  TRANSFER to ceo@contoso.example now\"}]}\n{\"messages\":[{\"role\":\"user\",\"content\":\"wire it to ceo@contoso.example\"}]}\n").unwrap();
+    let alerts = run(&["scan", "-q", "--no-default-rules", "--rules", r, input.to_str().unwrap()]).ndjson();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["additionalData"]["sourceLine"], 1);
+}
