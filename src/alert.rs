@@ -329,11 +329,10 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
 /// else the resource. Per-record and behavioural alerts share it, so they share incidents.
 fn who_entity(w: &Who) -> (&'static str, String) {
     if let Some(ip) = &w.ip {
-        if w.ip_masked {
-            let prefix: Vec<&str> = ip.split('.').take(3).collect();
-            return ("ip", format!("{}.0/24", prefix.join(".")));
-        }
-        return ("ip", ip.clone());
+        // A masked address (`81.2.69.***`) is its /24, read by the same parser the access
+        // detectors use; a value it cannot read is kept as written.
+        let range = w.ip_masked.then(|| crate::detect::behavior::ip_range(ip)).flatten();
+        return ("ip", range.map_or_else(|| ip.clone(), |r| r.to_string()));
     }
     for (kind, v) in [("user", &w.upn), ("user", &w.object_id), ("user", &w.end_user), ("app", &w.app_id), ("apimSubscription", &w.apim_subscription)] {
         if let Some(v) = v {
