@@ -8,6 +8,7 @@
 pub mod behavior;
 pub mod conditions;
 pub mod decode;
+pub mod gate;
 pub mod normalize;
 pub mod urls;
 pub mod validators;
@@ -20,6 +21,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use crate::intel::Intel;
 use crate::record::{Record, Surface};
 use crate::rules::{Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, Validate};
+use gate::Gate;
 use normalize::{View, ViewOrigin};
 
 /// Texts longer than this are matched on their first part only, bounding time per record.
@@ -81,6 +83,7 @@ struct SurfacePlan {
     rules: Vec<usize>,
     plain_needs: ViewNeeds,
     other_needs: ViewNeeds,
+    gates: Vec<Gate>,
 }
 
 /// Which views of a text some wanted rule reads.
@@ -154,7 +157,8 @@ impl Engine {
                 let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect();
                 let plain_needs = ViewNeeds::of(&rules.rules, &wanted, true);
                 let other_needs = ViewNeeds::of(&rules.rules, &wanted, false);
-                (s, SurfacePlan { rules: wanted, plain_needs, other_needs })
+                let gates = Gate::for_surface(&rules.rules, &wanted);
+                (s, SurfacePlan { rules: wanted, plain_needs, other_needs, gates })
             })
             .collect();
         Engine { rules, intel, prefilter, keyword_rules, always, field_rules, by_surface }
@@ -208,7 +212,7 @@ impl Engine {
                     }
                 }
                 let before = out.len();
-                self.match_view(record, &view, span.surface, span_index, plain, wanted, &hit, &mut done, &mut out);
+                self.match_view(record, &view, span.surface, span_index, plain, wanted, &plan.gates, &hit, &mut done, &mut out);
                 matched_on[span.surface as usize] |= out.len() > before;
             }
         }
@@ -240,10 +244,13 @@ impl Engine {
         span_index: usize,
         plain: bool,
         wanted: &[usize],
+        gates: &[Gate],
         hit: &[bool],
         done: &mut [bool],
         out: &mut Vec<Detection>,
     ) {
+        // What each gate found in this view, worked out when a member first needs it.
+        let mut gate_results: [Option<Option<regex::SetMatches>>; 4] = Default::default();
         for &i in wanted {
             if !hit[i] || done[slot(i, surface)] {
                 continue;
@@ -255,6 +262,12 @@ impl Engine {
             }
             if !rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none() {
                 continue;
+            }
+            if let Some((g, pos)) = gates.iter().enumerate().find(|(_, g)| g.view == rule.view).and_then(|(g, gate)| Some((g, gate.position(i)?))) {
+                let found = gate_results[g].get_or_insert_with(|| gates[g].matches(&view.text));
+                if found.as_ref().is_some_and(|f| !f.matched(pos)) {
+                    continue;
+                }
             }
             let Some(m) = self.find_valid(rule, &view.text) else { continue };
             {

@@ -213,6 +213,17 @@ impl LazyRegex {
         self.compiled.get_or_init(|| load::build_regex(&self.source, self.case_insensitive)).as_ref().ok()
     }
 
+    /// The exact regex text `get` compiles, flags included, for a `RegexSet` that must agree
+    /// with it match for match.
+    pub fn compiled_source(&self) -> String {
+        let source = load::ascii_word_boundaries(&self.source);
+        if self.case_insensitive {
+            format!("(?i:{source})")
+        } else {
+            source
+        }
+    }
+
     /// Compiles now; the error, if compiling fails.
     pub fn compile_error(&self) -> Option<String> {
         self.get();
