@@ -159,20 +159,27 @@ pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !inner.contains('\\') {
         return Some(Cow::Borrowed(inner));
     }
-    // serde_json refuses lone surrogates (`\ud800`), which truncating writers produce and an
-    // attacker can add on purpose: read such strings leniently (U+FFFD for the broken escape)
-    // rather than lose the whole text.
-    Some(Cow::Owned(serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| read_string(inner, 0).0)))
+    // The raw value was validated when its document was parsed, so this only unescapes; it
+    // agrees with serde_json on every string serde_json accepts, and also reads lone
+    // surrogates (`\ud800`), which truncating writers produce and an attacker can add on
+    // purpose, as U+FFFD instead of losing the whole text. Bodies logged as JSON inside a
+    // JSON string escape every quote: serde's decoder stopped at each one, at 4% of a scan.
+    Some(Cow::Owned(read_string(inner, 0).0))
 }
 
 /// Reads a JSON string body starting after its opening quote; returns the decoded text and
 /// the index after the closing quote (or the end of input when the string was cut off).
 pub fn read_string(text: &str, start: usize) -> (String, usize) {
     let bytes = text.as_bytes();
-    let mut out = String::new();
+    let mut out = String::with_capacity(text.len().saturating_sub(start));
     let mut i = start;
     let mut run_start = i;
     while i < bytes.len() {
+        // Jump over plain text to the next quote or escape.
+        match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+            Some(n) => i += n,
+            None => break,
+        }
         match bytes[i] {
             b'"' => {
                 out.push_str(&text[run_start..i]);
@@ -363,6 +370,49 @@ mod tests {
         let t = Nested::new(o.get("t"));
         assert!(t.obj().is_none());
         assert_eq!(t.undecodable_text().as_deref(), Some("{\"a\":"));
+    }
+
+    /// A JSON string literal for `s` that spells characters in every way JSON allows, chosen
+    /// by `forms`: as themselves, as `\uXXXX` (surrogate pairs above the BMP), or `\/`.
+    fn spell(s: &str, forms: &[u8]) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in s.chars().enumerate() {
+            let form = forms.get(i % forms.len().max(1)).copied().unwrap_or(0) % 3;
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '/' if form == 2 => out.push_str("\\/"),
+                c if (c as u32) < 0x20 || form == 1 => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_agrees_with_serde_json_on_every_valid_string(s in "\\PC{0,40}|[\"\\\\/\\x00-\\x1f a-z\u{e9}\u{1f600}]{0,40}", forms in proptest::collection::vec(0u8..3, 1..8)) {
+            let literal = spell(&s, &forms);
+            let raw: &RawValue = serde_json::from_str(&literal).unwrap();
+            let by_serde: String = serde_json::from_str(&literal).unwrap();
+            let ours = decode_str(raw).unwrap().into_owned();
+            proptest::prop_assert_eq!(&ours, &by_serde);
+            proptest::prop_assert_eq!(by_serde.as_str(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        assert_eq!(read_string(r#"a\ud800b\udc00c"rest"#, 0), ("a\u{fffd}b\u{fffd}c".to_owned(), 16));
+        if let Ok(o) = Obj::parse(r#"{"t":"a\ud800b"}"#) {
+            assert_eq!(o.text(&["t"]).as_deref(), Some("a\u{fffd}b"));
+        }
     }
 
     #[test]
