@@ -488,7 +488,7 @@ fn views(text: &str, needs: ViewNeeds) -> Vec<View> {
         if need_decoded {
             // Rot13 text is gibberish to read: it only works on a model told to rotate it, so
             // the prompt names the cipher. Reading every text backwards would double the scan.
-            if memchr::memmem::find(normalized.text.as_bytes(), b"rot").is_some() || normalized.text.contains("caesar") {
+            if names_a_rotation_cipher(&normalized.text) {
                 out.push(normalize::rot13_view(&normalized));
             }
             for d in decode::decoded_views(text) {
@@ -507,6 +507,14 @@ fn views(text: &str, needs: ViewNeeds) -> Vec<View> {
         }
     }
     out
+}
+
+/// Whether a (normalized) text says "rot" (rot13, rot-13) or "caesar". The finders are built
+/// once: building one per text cost more than the search.
+fn names_a_rotation_cipher(text: &str) -> bool {
+    static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 2]> = std::sync::OnceLock::new();
+    let [rot, caesar] = FINDERS.get_or_init(|| [memchr::memmem::Finder::new(b"rot"), memchr::memmem::Finder::new(b"caesar")]);
+    rot.find(text.as_bytes()).is_some() || caesar.find(text.as_bytes()).is_some()
 }
 
 /// A decoded or hidden view with its text normalized (lower case, folded) and its origin kept.
@@ -571,10 +579,9 @@ fn echo_automaton(system: &[String]) -> Option<Arc<AhoCorasick>> {
 /// Finds a response span that repeats at least `ECHO_MIN` characters of a system span, both
 /// compared in normalized form with runs of whitespace collapsed.
 fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Detection> {
-    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let system: Vec<String> = record
         .surface(Surface::System)
-        .map(|t| collapse(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
+        .map(|t| collapse_whitespace(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
         .filter(|t| t.len() >= ECHO_MIN)
         .collect();
     if system.is_empty() {
@@ -588,7 +595,7 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
         let view = normalize::normalize(&span.text[..floor_boundary(&span.text, ECHO_MAX_TEXT)]);
         // Match on the view with whitespace intact: windows hold single spaces, so compare
         // against a collapsed copy and accept any hit.
-        let collapsed = collapse(&view.text);
+        let collapsed = collapse_whitespace(&view.text);
         if let Some(m) = ac.find(collapsed.as_str()) {
             let leaked = &collapsed[m.range()];
             let start = view.text.find(leaked.split(' ').next().unwrap_or(leaked)).unwrap_or(0);
@@ -605,6 +612,19 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
         }
     }
     None
+}
+
+/// `s` with runs of whitespace as single spaces and none at either end: the words of
+/// `split_whitespace` joined by spaces, in one pass without a list of words.
+fn collapse_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 fn conditions_hold(rule: &Rule, record: &Record, intel: &Intel) -> Option<(&'static str, String)> {
