@@ -375,6 +375,9 @@ fn identities(r: &Record, principal: Option<EntityRef>) -> [Option<EntityRef>; 3
     [principal, apim, key]
 }
 
+/// How many characters of each prompt the fingerprint reads.
+const FOLD_CHARS: usize = 64 * 1024;
+
 /// A hash of the user's prompts with case, runs of spacing and digits folded, so requests
 /// that differ only in a counter or a timestamp count as one.
 fn prompt_fingerprint(r: &Record) -> Option<u128> {
@@ -382,33 +385,77 @@ fn prompt_fingerprint(r: &Record) -> Option<u128> {
         let mut folded = buf.borrow_mut();
         folded.clear();
         for s in r.surfaces.iter().filter(|s| s.surface == Surface::UserPrompt) {
-            let text = &s.text[..s.text.char_indices().nth(64 * 1024).map_or(s.text.len(), |(i, _)| i)];
-            let mut space = true;
-            for c in text.chars() {
-                if c.is_whitespace() {
-                    if !space {
-                        folded.push(' ');
-                    }
-                    space = true;
-                    continue;
-                }
-                space = false;
-                match c {
-                    '0'..='9' => folded.push('0'),
-                    c if c.is_ascii() => folded.push(c.to_ascii_lowercase()),
-                    c => folded.extend(c.to_lowercase()),
-                }
-            }
+            // A text of at most FOLD_CHARS bytes has at most that many characters.
+            let text = if s.text.len() <= FOLD_CHARS {
+                &s.text[..]
+            } else {
+                &s.text[..s.text.char_indices().nth(FOLD_CHARS).map_or(s.text.len(), |(i, _)| i)]
+            };
+            fold_prompt(text, &mut folded);
             folded.push('\u{1f}');
         }
-        let meaningful = folded.chars().any(|c| c != '\u{1f}' && c != ' ');
+        // Folded text is ASCII spaces and separators or holds something else: bytes will do.
+        let meaningful = folded.bytes().any(|b| b != 0x1f && b != b' ');
         meaningful.then(|| record_hash128(&folded))
     })
+}
+
+/// Appends `text` lower-cased, with digits as `0` and runs of whitespace as one space.
+fn fold_prompt(text: &str, out: &mut String) {
+    out.reserve(text.len());
+    let mut space = true;
+    if text.is_ascii() {
+        // The same folding byte by byte: most prompts are ASCII, and decoding each character
+        // cost a tenth of the behavioural detectors' time.
+        for &b in text.as_bytes() {
+            // Exactly `char::is_whitespace` on ASCII, which `u8::is_ascii_whitespace` is not
+            // (it leaves out the vertical tab).
+            if matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ') {
+                if !space {
+                    out.push(' ');
+                }
+                space = true;
+                continue;
+            }
+            space = false;
+            out.push(if b.is_ascii_digit() { '0' } else { char::from(b.to_ascii_lowercase()) });
+        }
+        return;
+    }
+    fold_chars(text, out, space);
+}
+
+fn fold_chars(text: &str, out: &mut String, mut space: bool) {
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+            continue;
+        }
+        space = false;
+        match c {
+            '0'..='9' => out.push('0'),
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_prompts_fold_as_the_character_by_character_rules_do(text in "[\\x00-\\x7f]{0,80}") {
+            let (mut fast, mut slow) = (String::new(), String::new());
+            fold_prompt(&text, &mut fast);
+            fold_chars(&text, &mut slow, true);
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
 
     #[test]
     fn ip_ranges_and_user_agent_products() {
