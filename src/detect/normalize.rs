@@ -184,7 +184,7 @@ pub fn normalize(text: &str) -> View {
     View { text: out, map: Some(map), original_len: text.len(), origin: ViewOrigin::Normalized }
 }
 
-fn leet_letter(b: u8) -> Option<u8> {
+const fn leet_letter(b: u8) -> Option<u8> {
     Some(match b {
         b'0' => b'o',
         b'1' | b'!' | b'|' => b'i',
@@ -198,13 +198,25 @@ fn leet_letter(b: u8) -> Option<u8> {
     })
 }
 
+/// Which bytes `leet_letter` reads as a letter.
+const IS_LEET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = leet_letter(b as u8).is_some();
+        b += 1;
+    }
+    table
+};
+
 /// The leetspeak reading of a normalized view, when it has words that mix letters with leet
 /// digits or symbols (`1gn0r3`, `pr3v10u5`); `None` when nothing would change.
 pub fn leet_view(v: &View) -> Option<View> {
     let bytes = v.text.as_bytes();
     // Only texts that really write leet (a leet character between two letters, as in `1gn0r3`)
     // get a leet reading; model names and ids such as `gpt-4o` or `mp3` do not.
-    let has_leet = bytes.windows(3).any(|w| w[0].is_ascii_alphabetic() && leet_letter(w[1]).is_some() && w[2].is_ascii_alphabetic());
+    // Leet characters are rare in prose, so test them first, from a table.
+    let has_leet = (1..bytes.len().saturating_sub(1)).any(|i| IS_LEET[bytes[i] as usize] && bytes[i - 1].is_ascii_alphabetic() && bytes[i + 1].is_ascii_alphabetic());
     if !has_leet {
         return None;
     }
