@@ -260,7 +260,7 @@ impl Engine {
             if (plain && rule.needs_special_char) || !view_fits(rule, view) {
                 continue;
             }
-            if !rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none() {
+            if !conditions_met(rule, record, &self.intel) {
                 continue;
             }
             if let Some((g, pos)) = gates.iter().enumerate().find(|(_, g)| g.view == rule.view).and_then(|(g, gate)| Some((g, gate.position(i)?))) {
@@ -377,7 +377,7 @@ impl Engine {
     fn run_checks(&self, record: &Record, out: &mut Vec<Detection>) {
         for (i, rule) in self.rules.rules.iter().enumerate() {
             let Some(Check::SystemPromptEcho) = rule.check else { continue };
-            if !rule.conditions.is_empty() && conditions_hold(rule, record, &self.intel).is_none() {
+            if !conditions_met(rule, record, &self.intel) {
                 continue;
             }
             if let Some(d) = system_prompt_echo(record, rule, i) {
@@ -625,6 +625,12 @@ fn collapse_whitespace(s: &str) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// Whether every condition of a rule holds (a rule without conditions always passes), without
+/// copying the value that met them.
+fn conditions_met(rule: &Rule, record: &Record, intel: &Intel) -> bool {
+    rule.conditions.iter().all(|c| c.eval(record, intel).is_some())
 }
 
 fn conditions_hold(rule: &Rule, record: &Record, intel: &Intel) -> Option<(&'static str, String)> {

@@ -119,13 +119,18 @@ pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
 /// The surface a message's text belongs on, from its author's role; `None` for a role this
 /// does not know.
 pub fn role_surface(role: &str) -> Option<Surface> {
-    Some(match role.to_ascii_lowercase().as_str() {
-        "system" | "developer" => Surface::System,
-        "user" => Surface::UserPrompt,
-        "assistant" | "model" => Surface::ModelResponse,
-        "tool" | "function" | "ipython" => Surface::ToolOutput,
-        _ => return None,
-    })
+    const ROLES: &[(&str, Surface)] = &[
+        ("system", Surface::System),
+        ("developer", Surface::System),
+        ("user", Surface::UserPrompt),
+        ("assistant", Surface::ModelResponse),
+        ("model", Surface::ModelResponse),
+        ("tool", Surface::ToolOutput),
+        ("function", Surface::ToolOutput),
+        ("ipython", Surface::ToolOutput),
+    ];
+    // Compared without regard to ASCII case and without a lower-cased copy per message.
+    ROLES.iter().find(|(name, _)| name.eq_ignore_ascii_case(role)).map(|(_, s)| *s)
 }
 
 /// One message (chat) or input item (Responses API).
