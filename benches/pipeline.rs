@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the stages: framing, parsing and normalizing per record kind, the
-//! keyword prefilter and full detection per record, and alert encoding. Run `cargo bench`;
+//! keyword prefilter and the keyword-less rules' gate, full detection per record, and alert
+//! encoding. Run `cargo bench`;
 //! `scripts/bench.sh` measures the whole binary against rg and jq.
 
 use std::sync::Arc;
@@ -7,12 +8,14 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use aihunt::alert::{self, AlertContext};
+use aihunt::detect::gate::Gate;
 use aihunt::detect::Engine;
 use aihunt::input::frame::{FrameBatch, Framer};
 use aihunt::input::lines::LineReader;
 use aihunt::intel::Intel;
 use aihunt::record::{parse_frame, ParseOptions};
 use aihunt::report::formats::{encode, Format};
+use aihunt::rules::TextView;
 
 fn corpus(mb: u64) -> Vec<u8> {
     let path = std::env::temp_dir().join(format!("aihunt-bench-{mb}mb.jsonl"));
@@ -74,6 +77,35 @@ fn benches(c: &mut Criterion) {
     let engine = engine();
     let records: Vec<_> = lines.iter().take(5000).flat_map(|l| parse_frame(l, &file, 1, 0, ParseOptions::default()).records).collect();
     let bytes: usize = lines.iter().take(5000).map(|l| l.len()).sum();
+    // The two prefilters alone, over every text surface of those records: the keyword
+    // automaton, and the RegexSet pass that gates the keyword-less rules.
+    let texts: Vec<&str> = records.iter().flat_map(|r| r.surfaces.iter().map(|s| s.text.as_str())).collect();
+    let text_bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let rules = engine.rules();
+    let with_pattern: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some()).collect();
+    let gates = Gate::for_surface(&rules.rules, &with_pattern);
+    let mut g = c.benchmark_group("prefilter");
+    g.throughput(Throughput::Bytes(text_bytes as u64));
+    g.sample_size(10);
+    g.bench_function("keywords (Aho-Corasick)", |b| {
+        let mut hit = vec![false; rules.rules.len()];
+        b.iter(|| {
+            texts
+                .iter()
+                .map(|t| {
+                    engine.prefilter_hits(t, &mut hit);
+                    hit.iter().filter(|&&h| h).count()
+                })
+                .sum::<usize>()
+        })
+    });
+    if let Some(gate) = gates.iter().find(|g| g.view == TextView::Original) {
+        g.bench_function("keyword-less rules (RegexSet gate)", |b| {
+            b.iter(|| texts.iter().filter_map(|t| gate.matches(t)).filter(|m| m.matched_any()).count())
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("detect");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(10);

@@ -287,8 +287,9 @@ impl Engine {
         }
     }
 
-    /// Marks the rules whose keywords occur in `text`, and the rules that have none.
-    fn prefilter_hits(&self, text: &str, hit: &mut [bool]) {
+    /// Marks (in `hit`, one flag per rule) the rules whose keywords occur in `text`, and the
+    /// rules that have none: the keyword prefilter alone, as the engine runs it on each view.
+    pub fn prefilter_hits(&self, text: &str, hit: &mut [bool]) {
         hit.iter_mut().for_each(|h| *h = false);
         if let Some(ac) = &self.prefilter {
             for m in ac.find_overlapping_iter(text) {
