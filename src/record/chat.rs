@@ -64,21 +64,49 @@ pub fn apply_body_value(raw: &RawValue, side: Side, origin: &str, r: &mut Record
     }
 }
 
+/// `{base}{field}`: the origin of a text inside a body.
+fn path(base: &str, field: &str) -> String {
+    [base, field].concat()
+}
+
+/// `{base}{field}[{i}]`: the origin of one message or choice. Paths are built for every text
+/// of every record, and the formatting machinery cost several times this.
+fn item_path(base: &str, field: &str, i: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut path = String::with_capacity(base.len() + field.len() + digits.len() - at + 2);
+    path.push_str(base);
+    path.push_str(field);
+    path.push('[');
+    path.extend(digits[at..].iter().map(|&d| char::from(d)));
+    path.push(']');
+    path
+}
+
 /// A chat-completions / completions / embeddings / Responses API request.
 pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
     if let Some(messages) = body.get("messages").and_then(array) {
         for (i, m) in messages.iter().enumerate() {
             if let Some(m) = Obj::from_raw(m) {
-                apply_message(&m, &format!("{origin}.messages[{i}]"), Side::Request, r);
+                apply_message(&m, &item_path(origin, ".messages", i), Side::Request, r);
             }
         }
     }
     if let Some(instr) = body.text(&["instructions"]) {
-        push_with_documents(r, Surface::System, format!("{origin}.instructions"), instr);
+        push_with_documents(r, Surface::System, path(origin, ".instructions"), instr);
     }
     for key in ["prompt", "input"] {
         let Some(v) = body.get(key) else { continue };
-        let at = format!("{origin}.{key}");
+        let at = [origin, ".", key].concat();
         match json_type(v) {
             JsonType::String => {
                 if let Some(s) = decode_str(v) {
@@ -149,10 +177,10 @@ pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side:
         None => side.default_surface(),
     };
     if let Some(content) = m.get_any(&["content", "output"]) {
-        apply_content(content, &format!("{at}.content"), surface, r);
+        apply_content(content, &path(at, ".content"), surface, r);
     }
     if let Some(refusal) = m.text(&["refusal"]) {
-        r.push_text(Surface::ModelResponse, format!("{at}.refusal"), refusal, false);
+        r.push_text(Surface::ModelResponse, path(at, ".refusal"), refusal, false);
     }
     if let Some(calls) = m.get("tool_calls").and_then(array) {
         for (i, c) in calls.iter().enumerate() {
@@ -163,7 +191,7 @@ pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side:
         }
     }
     if let Some(f) = m.get("function_call").and_then(Obj::from_raw) {
-        push_tool_call(r, None, &f, &format!("{at}.function_call"));
+        push_tool_call(r, None, &f, &path(at, ".function_call"));
     }
     if item_type == "function_call" {
         push_tool_call(r, m.text(&["call_id", "id"]), m, at);
@@ -185,7 +213,7 @@ fn apply_content(content: &RawValue, at: &str, surface: Surface, r: &mut Record)
                     push_with_documents(r, surface, part_at, s.into_owned());
                 } else if let Some(p) = Obj::from_raw(part) {
                     if let Some(text) = p.text(&["text", "content"]) {
-                        push_with_documents(r, surface, format!("{part_at}.text"), text);
+                        push_with_documents(r, surface, path(&part_at, ".text"), text);
                     }
                 }
             }
@@ -202,7 +230,7 @@ pub(crate) fn push_tool_call(r: &mut Record, id: Option<String>, f: &Obj<'_>, at
     if name.is_empty() && arguments.is_empty() {
         return;
     }
-    let origin = format!("{at}.arguments");
+    let origin = path(at, ".arguments");
     r.push_text(Surface::ToolArguments, origin.clone(), arguments.clone(), false);
     r.tool_calls.push(ToolCall { id, name, arguments, origin });
 }
@@ -287,14 +315,14 @@ pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
     if let Some(choices) = body.get("choices").and_then(array) {
         for (i, c) in choices.iter().enumerate() {
             let Some(c) = Obj::from_raw(c) else { continue };
-            let at = format!("{origin}.choices[{i}]");
+            let at = item_path(origin, ".choices", i);
             for key in ["message", "delta"] {
                 if let Some(m) = c.get(key).and_then(Obj::from_raw) {
-                    apply_message(&m, &format!("{at}.{key}"), Side::Response, r);
+                    apply_message(&m, &[at.as_str(), ".", key].concat(), Side::Response, r);
                 }
             }
             if let Some(text) = c.text(&["text"]) {
-                r.push_text(Surface::ModelResponse, format!("{at}.text"), text, false);
+                r.push_text(Surface::ModelResponse, path(&at, ".text"), text, false);
             }
             if c.text(&["finish_reason"]).is_some_and(|f| f == "content_filter") {
                 r.content_filter.completion_filtered = true;
@@ -531,6 +559,13 @@ fn salvage(text: &str, side: Side, origin: &str, r: &mut Record) -> bool {
 mod tests {
     use super::*;
     use crate::record::{RecordKind, RecordOrigin, SourceFormat};
+
+    #[test]
+    fn item_paths_spell_indexes_as_format_would() {
+        for i in [0, 7, 10, 99, 123, 4096, usize::MAX] {
+            assert_eq!(item_path("requestBody", ".messages", i), format!("requestBody.messages[{i}]"));
+        }
+    }
     use std::sync::Arc;
 
     fn rec() -> Record {
