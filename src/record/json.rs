@@ -112,14 +112,23 @@ impl<'a> Obj<'a> {
 
     /// The value of `key`, compared without regard to ASCII case.
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
-        // Exact match first: it is the common case and keeps `a` distinct from `A` when a
-        // record really has both.
-        self.entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .or_else(|| self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
-            .map(|(_, v)| *v)
-            .filter(|v| json_type(v) != JsonType::Null)
+        // An exact match wins over an earlier one that differs in case, which keeps `a`
+        // distinct from `A` when a record really has both. One pass: adapters ask for many
+        // names a record does not have.
+        let mut folded = None;
+        for (k, v) in &self.entries {
+            if k.len() != key.len() {
+                continue;
+            }
+            if k == key {
+                folded = Some(*v);
+                break;
+            }
+            if folded.is_none() && k.eq_ignore_ascii_case(key) {
+                folded = Some(*v);
+            }
+        }
+        folded.filter(|v| json_type(v) != JsonType::Null)
     }
 
     /// The first of `keys` that is present and not null.
@@ -353,6 +362,13 @@ impl<'a> Nested<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exact_key_wins_over_an_earlier_one_in_another_case() {
+        let o = Obj::parse(r#"{"Name":"first","name":"exact","NAME":"last"}"#).unwrap();
+        assert_eq!(o.text(&["name"]).as_deref(), Some("exact"));
+        assert_eq!(o.text(&["nAmE"]).as_deref(), Some("first"));
+    }
 
     #[test]
     fn lookup_ignores_ascii_case_and_nulls() {
