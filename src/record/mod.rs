@@ -748,7 +748,9 @@ fn is_default<T: Default + PartialEq>(t: &T) -> bool {
 
 /// Splits an ARM resource id into subscription, group, provider and first resource name.
 pub(crate) fn parse_resource_id(id: &str, res: &mut Resource) {
-    let parts: Vec<&str> = id.split('/').filter(|p| !p.is_empty()).collect();
+    // Resource ids have up to a dozen or so segments: one allocation, no regrowth.
+    let mut parts: Vec<&str> = Vec::with_capacity(16);
+    parts.extend(id.split('/').filter(|p| !p.is_empty()));
     let mut i = 0;
     while i + 1 < parts.len() {
         let key = parts[i];
@@ -757,7 +759,7 @@ pub(crate) fn parse_resource_id(id: &str, res: &mut Resource) {
         } else if key.eq_ignore_ascii_case("resourcegroups") {
             res.resource_group.get_or_insert_with(|| parts[i + 1].to_owned());
         } else if key.eq_ignore_ascii_case("providers") && i + 3 < parts.len() && res.provider.is_none() {
-            res.provider = Some(format!("{}/{}", parts[i + 1], parts[i + 2]));
+            res.provider = Some([parts[i + 1], "/", parts[i + 2]].concat());
             res.account = Some(parts[i + 3].to_owned());
             i += 4;
             continue;
