@@ -19,9 +19,9 @@ pub struct Gate {
     pub view: TextView,
     /// Rule indexes, ascending; a rule's position here is its pattern's index in the set.
     members: Vec<usize>,
-    sources: Vec<String>,
-    /// Built on first use, like the rules' own regexes; `None` when the set is over the size
-    /// limits, and then every member simply runs its own search.
+    /// Built on first use from the members' sources, like the rules' own regexes (a scan
+    /// pays only for the gates of surfaces its records have); `None` when the set is over the
+    /// size limits, and then every member simply runs its own search.
     set: OnceLock<Option<RegexSet>>,
 }
 
@@ -30,11 +30,9 @@ impl Gate {
     pub fn for_surface(rules: &[Rule], wanted: &[usize]) -> Vec<Gate> {
         let mut gates = Vec::new();
         for view in [TextView::Original, TextView::Normalized, TextView::Hidden, TextView::Decoded] {
-            let members: Vec<usize> = wanted.iter().copied().filter(|&i| rules[i].view == view && unfiltered(&rules[i])).collect();
-            let sources: Option<Vec<String>> = members.iter().map(|&i| rules[i].pattern.as_ref().map(|p| p.compiled_source())).collect();
-            match sources {
-                Some(sources) if members.len() >= 2 => gates.push(Gate { view, members, sources, set: OnceLock::new() }),
-                _ => {}
+            let members: Vec<usize> = wanted.iter().copied().filter(|&i| rules[i].view == view && rules[i].pattern.is_some() && unfiltered(&rules[i])).collect();
+            if members.len() >= 2 {
+                gates.push(Gate { view, members, set: OnceLock::new() });
             }
         }
         gates
@@ -46,14 +44,14 @@ impl Gate {
     }
 
     /// Which members' patterns match somewhere in `text`; `None` when the set could not be
-    /// built.
-    pub fn matches(&self, text: &str) -> Option<SetMatches> {
+    /// built. `rules` is the rule list the gate was made from.
+    pub fn matches(&self, rules: &[Rule], text: &str) -> Option<SetMatches> {
         let set = self.set.get_or_init(|| {
-            RegexSetBuilder::new(&self.sources)
-                .size_limit((16 << 20) * self.sources.len())
-                .dfa_size_limit(16 << 20)
-                .build()
-                .ok()
+            let sources: Vec<String> = self.members.iter().filter_map(|&i| rules.get(i)?.pattern.as_ref().map(|p| p.compiled_source())).collect();
+            if sources.len() != self.members.len() {
+                return None;
+            }
+            RegexSetBuilder::new(&sources).size_limit((16 << 20) * sources.len()).dfa_size_limit(16 << 20).build().ok()
         });
         set.as_ref().map(|s| s.matches(text))
     }
@@ -94,7 +92,7 @@ mod tests {
         ];
         for gate in &gates {
             for text in texts {
-                let Some(found) = gate.matches(text) else { panic!("the pack's gate builds") };
+                let Some(found) = gate.matches(&rules.rules, text) else { panic!("the pack's gate builds") };
                 for (pos, &i) in gate.members.iter().enumerate() {
                     let own = rules.rules[i].pattern.as_ref().and_then(|p| p.get()).is_some_and(|re| re.is_match(text));
                     assert_eq!(found.matched(pos), own, "rule {} on {text:?}", rules.rules[i].id);

@@ -264,7 +264,7 @@ impl Engine {
                 continue;
             }
             if let Some((g, pos)) = gates.iter().enumerate().find(|(_, g)| g.view == rule.view).and_then(|(g, gate)| Some((g, gate.position(i)?))) {
-                let found = gate_results[g].get_or_insert_with(|| gates[g].matches(&view.text));
+                let found = gate_results[g].get_or_insert_with(|| gates[g].matches(&self.rules.rules, &view.text));
                 if found.as_ref().is_some_and(|f| !f.matched(pos)) {
                     continue;
                 }
