@@ -3,10 +3,10 @@
 //!
 //! Rules without keywords (card numbers, IBANs, phone numbers, URLs) reach every text and
 //! almost never match: on the benchmark corpus nine such rules each searched every prompt and
-//! response, about a tenth of the scan. A `RegexSet` of the same patterns reads the text once for all of them, three times
-//! faster than nine searches. The set is built from the rules' own compiled sources with the
-//! same flags, so "the set says no" means exactly "`find_iter` would find nothing": skipping
-//! changes no result.
+//! response, about a tenth of the scan. A `RegexSet` of the same patterns reads the text once
+//! for all of them, three times faster than nine searches. The set is built from the rules' own
+//! compiled sources with the same flags, so "the set says no" means exactly "`find_iter` would
+//! find nothing": skipping changes no result.
 
 use std::sync::OnceLock;
 
@@ -26,11 +26,13 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The gates of one surface: one per view kind that has at least two keyword-less rules (a set of one pattern would only repeat the rule's own search).
+    /// The gates of one surface: one per view kind that has at least two keyword-less rules (a
+    /// set of one pattern would only repeat the rule's own search).
     pub fn for_surface(rules: &[Rule], wanted: &[usize]) -> Vec<Gate> {
         let mut gates = Vec::new();
         for view in [TextView::Original, TextView::Normalized, TextView::Hidden, TextView::Decoded] {
-            let members: Vec<usize> = wanted.iter().copied().filter(|&i| rules[i].view == view && rules[i].pattern.is_some() && unfiltered(&rules[i])).collect();
+            let members: Vec<usize> =
+                wanted.iter().copied().filter(|&i| rules[i].view == view && rules[i].pattern.is_some() && unfiltered(&rules[i])).collect();
             if members.len() >= 2 {
                 gates.push(Gate { view, members, set: OnceLock::new() });
             }

@@ -216,7 +216,8 @@ pub fn leet_view(v: &View) -> Option<View> {
     // Only texts that really write leet (a leet character between two letters, as in `1gn0r3`)
     // get a leet reading; model names and ids such as `gpt-4o` or `mp3` do not.
     // Leet characters are rare in prose, so test them first, from a table.
-    let has_leet = (1..bytes.len().saturating_sub(1)).any(|i| IS_LEET[bytes[i] as usize] && bytes[i - 1].is_ascii_alphabetic() && bytes[i + 1].is_ascii_alphabetic());
+    let has_leet = (1..bytes.len().saturating_sub(1))
+        .any(|i| IS_LEET[bytes[i] as usize] && bytes[i - 1].is_ascii_alphabetic() && bytes[i + 1].is_ascii_alphabetic());
     if !has_leet {
         return None;
     }

@@ -173,14 +173,23 @@ pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     // surrogates (`\ud800`), which truncating writers produce and an attacker can add on
     // purpose, as U+FFFD instead of losing the whole text. Bodies logged as JSON inside a
     // JSON string escape every quote: serde's decoder stopped at each one, at 4% of a scan.
-    Some(Cow::Owned(read_string(inner, 0).0))
+    let mut out = String::with_capacity(inner.len());
+    read_string_into(inner, 0, &mut out);
+    Some(Cow::Owned(out))
 }
 
 /// Reads a JSON string body starting after its opening quote; returns the decoded text and
 /// the index after the closing quote (or the end of input when the string was cut off).
 pub fn read_string(text: &str, start: usize) -> (String, usize) {
+    let mut out = String::new();
+    let end = read_string_into(text, start, &mut out);
+    (out, end)
+}
+
+/// [`read_string`] into `out`. Salvage reads many short strings out of a long body, so only
+/// callers that know the decoded length reserve room for it.
+fn read_string_into(text: &str, start: usize, out: &mut String) -> usize {
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len().saturating_sub(start));
     let mut i = start;
     let mut run_start = i;
     while i < bytes.len() {
@@ -192,12 +201,12 @@ pub fn read_string(text: &str, start: usize) -> (String, usize) {
         match bytes[i] {
             b'"' => {
                 out.push_str(&text[run_start..i]);
-                return (out, i + 1);
+                return i + 1;
             }
             b'\\' => {
                 out.push_str(&text[run_start..i]);
                 if i + 1 >= bytes.len() {
-                    return (out, bytes.len());
+                    return bytes.len();
                 }
                 let esc = bytes[i + 1];
                 i += 2;
@@ -220,7 +229,7 @@ pub fn read_string(text: &str, start: usize) -> (String, usize) {
         }
     }
     out.push_str(&text[run_start.min(bytes.len())..]);
-    (out, bytes.len())
+    bytes.len()
 }
 
 /// Decodes the hex digits of a `\u` escape at `i` (and a following low surrogate); returns
@@ -421,6 +430,14 @@ mod tests {
             proptest::prop_assert_eq!(&ours, &by_serde);
             proptest::prop_assert_eq!(by_serde.as_str(), s.as_str());
         }
+    }
+
+    #[test]
+    fn a_short_string_read_from_a_long_body_does_not_hold_the_body_size() {
+        let body = format!(r#""role" {}"#, "x".repeat(1 << 20));
+        let (s, end) = read_string(&body, 1);
+        assert_eq!((s.as_str(), end), ("role", 6));
+        assert!(s.capacity() < 1024, "salvage keeps many such strings: {} bytes reserved", s.capacity());
     }
 
     #[test]
