@@ -87,6 +87,25 @@ fn a_secret_in_a_response_is_a_credential_theft_attempt() {
 }
 
 #[test]
+fn a_generic_token_longer_than_499_characters_is_still_found_and_redacted() {
+    // Long JWTs and session blobs run past 499 characters; the rule once stopped there.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let token: String = (0..640)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            char::from(alphabet[(state >> 33) as usize % alphabet.len()])
+        })
+        .collect();
+    let r = scan_lines(&[chat_line("What is the service token?", &format!("Use this: session_token = \"{token}\""))], &[]);
+    let alerts = alerts_of(&r, "credential_exposure");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let rules = alerts[0]["additionalData"]["matchedRules"].to_string();
+    assert!(rules.contains("CRED-GENERIC-001"), "{rules}");
+    assert!(!r.stdout_str().contains(&token[..40]), "the token is redacted");
+}
+
+#[test]
 fn a_secret_in_a_prompt_is_exposure_but_not_a_theft_attempt() {
     let token = github_token("ghp", "Qm7vTz2LkR9wXc4NbYp6HdJ3sFa8Ge");
     let r = scan_lines(&[chat_line(&format!("Why does `git push` fail? I set GITHUB_TOKEN={token} in CI."), "Check the token's scopes.")], &[]);
