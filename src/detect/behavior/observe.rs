@@ -403,8 +403,8 @@ fn prompt_fingerprint(r: &Record) -> Option<u128> {
 /// Appends `text` lower-cased, with digits as `0` and runs of whitespace as one space.
 fn fold_prompt(text: &str, out: &mut String) {
     out.reserve(text.len());
-    let mut space = true;
     if text.is_ascii() {
+        let mut space = true;
         // The same folding byte by byte: most prompts are ASCII, and decoding each character
         // cost a tenth of the behavioural detectors' time.
         for &b in text.as_bytes() {
@@ -422,10 +422,12 @@ fn fold_prompt(text: &str, out: &mut String) {
         }
         return;
     }
-    fold_chars(text, out, space);
+    fold_chars(text, out);
 }
 
-fn fold_chars(text: &str, out: &mut String, mut space: bool) {
+/// [`fold_prompt`] one character at a time, for text that is not all ASCII.
+fn fold_chars(text: &str, out: &mut String) {
+    let mut space = true;
     for c in text.chars() {
         if c.is_whitespace() {
             if !space {
@@ -452,7 +454,7 @@ mod tests {
         fn ascii_prompts_fold_as_the_character_by_character_rules_do(text in "[\\x00-\\x7f]{0,80}") {
             let (mut fast, mut slow) = (String::new(), String::new());
             fold_prompt(&text, &mut fast);
-            fold_chars(&text, &mut slow, true);
+            fold_chars(&text, &mut slow);
             proptest::prop_assert_eq!(fast, slow);
         }
     }
