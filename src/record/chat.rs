@@ -70,25 +70,14 @@ fn path(base: &str, field: &str) -> String {
 }
 
 /// `{base}{field}[{i}]`: the origin of one message or choice. Paths are built for every text
-/// of every record, and the formatting machinery cost several times this.
+/// of every record, and `format!` of the whole path cost several times this.
 fn item_path(base: &str, field: &str, i: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = i;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut path = String::with_capacity(base.len() + field.len() + digits.len() - at + 2);
+    use std::fmt::Write;
+    let mut path = String::with_capacity(base.len() + field.len() + 8);
     path.push_str(base);
     path.push_str(field);
-    path.push('[');
-    path.extend(digits[at..].iter().map(|&d| char::from(d)));
-    path.push(']');
+    // Writing to a String cannot fail.
+    let _ = write!(path, "[{i}]");
     path
 }
 
