@@ -184,7 +184,7 @@ impl Engine {
         for (span_index, span) in record.surfaces.iter().enumerate() {
             let Some((_, plan)) = self.by_surface.iter().find(|(s, _)| *s == span.surface) else { continue };
             let text = &span.text[..floor_boundary(&span.text, MAX_TEXT)];
-            let plain = is_plain(text);
+            let plain = normalize::is_plain(text);
             // Rules already matched on this surface are not run again.
             let (wanted, needs) = if matched_on[span.surface as usize] {
                 still_wanted.clear();
@@ -196,7 +196,7 @@ impl Engine {
             if wanted.is_empty() {
                 continue;
             }
-            let vs = views(text, needs);
+            let vs = views(text, plain, needs);
             let mut normalized_hits_ready = false;
             for view in vs {
                 // On clean ASCII the normalized view is the original in lower case, so the
@@ -468,13 +468,8 @@ fn view_fits(rule: &Rule, view: &View) -> bool {
     }
 }
 
-/// Clean printable ASCII: it cannot hold what the special-character rules look for.
-fn is_plain(text: &str) -> bool {
-    text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
-}
-
-/// The views of one text that the wanted rules need.
-fn views(text: &str, needs: ViewNeeds) -> Vec<View> {
+/// The views of one text that the wanted rules need; `plain` is [`normalize::is_plain`] of it.
+fn views(text: &str, plain: bool, needs: ViewNeeds) -> Vec<View> {
     let need_decoded = needs.decoded;
     let mut out = Vec::new();
     if needs.original {
@@ -482,7 +477,7 @@ fn views(text: &str, needs: ViewNeeds) -> Vec<View> {
     }
     let hidden = if needs.hidden || need_decoded { decode::hidden_views(text) } else { Vec::new() };
     if needs.normalized {
-        let normalized = normalize::normalize(text);
+        let normalized = normalize::normalize_known(text, plain);
         if let Some(leet) = normalize::leet_view(&normalized) {
             out.push(leet);
         }

@@ -136,11 +136,20 @@ fn homoglyph(c: char) -> Option<char> {
     })
 }
 
+/// Clean printable ASCII: it cannot hold what the special-character rules look for, and its
+/// normalized view is its lower-case copy.
+pub fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+}
+
 /// Builds the normalized view of `text`.
 pub fn normalize(text: &str) -> View {
-    let bytes = text.as_bytes();
-    let clean_ascii = text.is_ascii() && !bytes.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || b == 0x7f);
-    if clean_ascii {
+    normalize_known(text, is_plain(text))
+}
+
+/// [`normalize`] for a caller that already knows whether `text` [`is_plain`].
+pub fn normalize_known(text: &str, plain: bool) -> View {
+    if plain {
         return View { text: text.to_ascii_lowercase(), map: None, original_len: text.len(), origin: ViewOrigin::Normalized };
     }
     let mut out = String::with_capacity(text.len());
