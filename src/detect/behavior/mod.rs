@@ -164,6 +164,9 @@ pub struct Behavior {
     max_bytes: u64,
     bytes: u64,
     seq: u64,
+    /// The latest record time fed so far, in seconds: prompts seen once before it by more than
+    /// their window are what eviction drops first.
+    newest: i64,
     /// Entities whose state was dropped to stay within the memory bound.
     pub evicted: u64,
     /// Attribute values not remembered because an entity had too many.
@@ -208,6 +211,7 @@ impl Behavior {
             max_bytes: max_memory_mb.max(1).saturating_mul(1 << 20),
             bytes: 0,
             seq: 0,
+            newest: i64::MIN,
             evicted: 0,
             values_dropped: 0,
         }
@@ -237,6 +241,7 @@ impl Behavior {
     pub fn feed(&mut self, o: &Observation) {
         self.seq += 1;
         let seq = self.seq;
+        self.newest = self.newest.max(o.point.secs());
         // Interned only when an entity keeps it: most records add to entities that already
         // hold their caller, and the interner would otherwise keep every caller ever seen.
         let shared = LazyWho { raw: &o.who, key: o.who_key, interner: std::cell::RefCell::new(&mut self.whos), got: std::cell::OnceCell::new() };
@@ -330,18 +335,23 @@ impl Behavior {
         }
     }
 
-    /// Drops the entities touched least recently until a tenth of the budget is free.
+    /// Drops state until a tenth of the budget is free: first prompts seen once and longer ago
+    /// than their window before the latest record (with input in time order, no later record
+    /// can repeat them within the window, so dropping them changes nothing), then the entities
+    /// touched least recently. Without the first tier, long floods of distinct prompts push out
+    /// the few callers whose rare attacks make a burst.
     fn evict(&mut self) {
-        let mut all: Vec<(u64, usize, u128, u64)> = Vec::new();
+        let mut all: Vec<(bool, u64, usize, u128, u64)> = Vec::new();
         for (i, s) in self.states.iter().enumerate() {
             match s {
                 State::Duplicates(d) => {
-                    all.extend(d.repeated.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes)));
-                    all.extend(d.once.iter().map(|(k, v)| (v.seq, i, *k, ONCE_BYTES)));
+                    let expired_before = self.newest.saturating_sub(self.rules[self.fed_by[i]].window);
+                    all.extend(d.repeated.iter().map(|(k, v)| (true, v.last_seq, i, *k, v.bytes)));
+                    all.extend(d.once.iter().map(|(k, v)| (v.point.secs() >= expired_before, v.seq, i, *k, ONCE_BYTES)));
                 }
-                State::Series(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
-                State::Habits(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
-                State::Keys(m) => all.extend(m.iter().map(|(k, v)| (v.last_seq, i, *k, v.bytes))),
+                State::Series(m) => all.extend(m.iter().map(|(k, v)| (true, v.last_seq, i, *k, v.bytes))),
+                State::Habits(m) => all.extend(m.iter().map(|(k, v)| (true, v.last_seq, i, *k, v.bytes))),
+                State::Keys(m) => all.extend(m.iter().map(|(k, v)| (true, v.last_seq, i, *k, v.bytes))),
             }
         }
         all.sort_unstable();
@@ -349,7 +359,7 @@ impl Behavior {
         // below the target by what they take now (at most half of it).
         let target = self.max_bytes - self.max_bytes / 10;
         let entities_target = target - self.whos.bytes.min(target / 2);
-        for (_, i, key, bytes) in all {
+        for (_, _, i, key, bytes) in all {
             if self.bytes <= entities_target {
                 break;
             }
