@@ -88,7 +88,7 @@ const SLOT_BYTES: u64 = 600;
 /// hash table): a fifth of a full slot.
 const ONCE_BYTES: u64 = 120;
 /// Default for `--max-behavior-memory`, in megabytes.
-pub const DEFAULT_MAX_MEMORY_MB: u64 = 256;
+pub const DEFAULT_MAX_MEMORY_MB: u64 = 64;
 
 /// Callers' details shared by every entity that saw them: most records of a caller carry the
 /// same, and one copy per distinct prompt would dwarf everything else.
