@@ -24,8 +24,8 @@ fn engine() -> &'static Engine {
         // Patterns compile lazily on first use. Under AddressSanitizer compiling the whole pack
         // takes seconds, and the first input to reach every rule was reported as a timeout
         // that no later input reproduces: pay it here, outside any input's time.
-        for rule in &rules.rules {
-            let _ = rule.pattern.as_ref().map(|p| p.compile_error());
+        for p in rules.rules.iter().flat_map(|r| r.pattern.iter().chain(&r.allow)) {
+            let _ = p.compile_error();
         }
         Engine::new(Arc::new(rules), Arc::new(Intel::defaults()))
     })
@@ -103,7 +103,7 @@ pub fn rule_file(data: &[u8]) {
     let (set, _errors) = load::compile(&[RuleSource { name: "fuzz.toml".into(), text: text.to_owned() }]);
     for rule in &set.rules {
         // Compiling is what the scan does lazily; the examples run the matcher.
-        if let Some(p) = &rule.pattern {
+        for p in rule.pattern.iter().chain(&rule.allow) {
             let _ = p.compile_error();
         }
     }

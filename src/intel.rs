@@ -162,19 +162,31 @@ impl Intel {
 
     /// The defaults plus the given `(list, entry)` pairs: what a rule's examples need.
     pub fn with_entries(entries: &[(String, String)]) -> Result<Intel, String> {
-        let mut intel = Intel::defaults();
+        Intel::defaults().add_entries(entries)
+    }
+
+    /// Checks `(list, entry)` pairs the way [`Intel::with_entries`] reads them, without
+    /// compiling the default lists (rule loading checks every rule's examples).
+    pub fn check_entries(entries: &[(String, String)]) -> Result<(), String> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        Intel::default().add_entries(entries).map(drop)
+    }
+
+    fn add_entries(mut self, entries: &[(String, String)]) -> Result<Intel, String> {
         for (list, entry) in entries {
             match list.as_str() {
-                "tor-exit-nodes" => intel.tor.insert(entry)?,
-                "suspicious-ips" => intel.suspicious_ips.insert(entry)?,
-                "malicious-urls" => intel.add_url(entry),
-                "suspicious-user-agents" => intel.add_user_agent(entry)?,
+                "tor-exit-nodes" => self.tor.insert(entry)?,
+                "suspicious-ips" => self.suspicious_ips.insert(entry)?,
+                "malicious-urls" => self.add_url(entry),
+                "suspicious-user-agents" => self.add_user_agent(entry)?,
                 other => return Err(format!("unknown list {other:?}")),
             }
         }
-        intel.tor.finish();
-        intel.suspicious_ips.finish();
-        Ok(intel)
+        self.tor.finish();
+        self.suspicious_ips.finish();
+        Ok(self)
     }
 
     fn add_user_agent(&mut self, entry: &str) -> Result<(), String> {

@@ -213,6 +213,11 @@ impl LazyRegex {
         self.compiled.get_or_init(|| load::build_regex(&self.source, self.case_insensitive)).as_ref().ok()
     }
 
+    /// The pattern as the rule wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
     /// The exact regex text `get` compiles, flags included, for a `RegexSet` that must agree
     /// with it match for match.
     pub fn compiled_source(&self) -> String {
@@ -255,7 +260,8 @@ pub struct Rule {
     pub validate: Option<Validate>,
     pub min_matches: u32,
     pub check: Option<Check>,
-    pub allow: Vec<Regex>,
+    /// Case-blind patterns that clear a match; compiled on first use, like `pattern`.
+    pub allow: Vec<LazyRegex>,
     pub weight: f64,
     pub alert_type: String,
     pub category: Option<String>,

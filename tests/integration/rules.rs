@@ -28,6 +28,8 @@ fn every_bad_rule_is_reported_with_file_id_and_reason() {
     let cases = [
         ("unknown-field.toml", None, "unknown field `sevrity`"),
         ("bad-regex.toml", Some("BAD-REGEX-001"), "pattern:"),
+        // Allow patterns compile on first use; their syntax is still checked when rules load.
+        ("bad-allow.toml", Some("BAD-ALLOW-001"), "allow pattern:"),
         ("keyword-hides-match.toml", Some("BAD-KEYWORD-001"), "prefilter would hide it"),
         ("no-examples.toml", Some("BAD-EXAMPLES-001"), "needs [rule.examples]"),
         ("unknown-threat.toml", Some("BAD-THREAT-001"), "unknown threat \"prompt_hacking\""),
