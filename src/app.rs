@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 /// `aihunt inspect`: the normalized records as NDJSON.
 fn inspect(args: &InputArgs) -> Result<Outcome> {
     let config = InputConfig::from_args(args)?;
-    let work = |record: &crate::record::Record, out: &mut Vec<Vec<u8>>| {
+    let work = |record: &crate::record::Record, _: &mut (), out: &mut Vec<Vec<u8>>| {
         // Serialising a Record cannot fail: every field is a plain string, number or list.
         if let Ok(line) = serde_json::to_vec(record) {
             let mut line = crate::report::terminal::json_inert(line);
@@ -90,10 +90,11 @@ pub struct ReadResult {
 
 /// Reads every input through the pipeline, accounts for every line, hands each output to
 /// `sink` in input order, and writes the summary, stats and rejects files.
-pub fn run_reading<T, W, S>(config: &InputConfig, work: W, sink: &mut S, rules_loaded: u64) -> Result<ReadResult>
+pub fn run_reading<T, M, W, S>(config: &InputConfig, work: W, sink: &mut S, rules_loaded: u64) -> Result<ReadResult>
 where
     T: Send + 'static,
-    W: Fn(&crate::record::Record, &mut Vec<T>) + Send + Sync + 'static,
+    M: Default,
+    W: Fn(&crate::record::Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     S: Sink<T>,
 {
     let started = Instant::now();

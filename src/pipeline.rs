@@ -94,11 +94,13 @@ enum Done<T> {
 
 /// Runs every input through framing, parsing and `work` (in parallel), handing results to
 /// `consume` in input order. `consume` returning an error (a closed pipe, a full disk) stops
-/// the run early.
-pub fn run<T, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
+/// the run early. `work` gets a fresh `M` per batch: memos that may make it faster but never
+/// change what it returns, so output stays the same for any thread count.
+pub fn run<T, M, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
 where
     T: Send + 'static,
-    W: Fn(&Record, &mut Vec<T>) + Send + Sync + 'static,
+    M: Default,
+    W: Fn(&Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     C: FnMut(Event<'_, T>) -> io::Result<()>,
 {
     let threads = opts.threads.max(1);
@@ -150,7 +152,7 @@ where
     result
 }
 
-fn collect_in_order<T, W, C>(
+fn collect_in_order<T, M, W, C>(
     done_rx: &Receiver<(u64, Done<T>)>,
     permit_tx: &SyncSender<()>,
     work: &W,
@@ -158,7 +160,8 @@ fn collect_in_order<T, W, C>(
     consume: &mut C,
 ) -> io::Result<()>
 where
-    W: Fn(&Record, &mut Vec<T>),
+    M: Default,
+    W: Fn(&Record, &mut M, &mut Vec<T>),
     C: FnMut(Event<'_, T>) -> io::Result<()>,
 {
     let mut next = 0u64;
@@ -195,10 +198,12 @@ where
 
 /// Feeds a batch's chunks to the joiner (in input order, so the result is deterministic);
 /// joined records are processed here and their outputs added to the batch.
-fn join_chunks<T, W>(joiner: &mut ChunkJoiner, b: &mut BatchResult<T>, work: &W)
+fn join_chunks<T, M, W>(joiner: &mut ChunkJoiner, b: &mut BatchResult<T>, work: &W)
 where
-    W: Fn(&Record, &mut Vec<T>),
+    M: Default,
+    W: Fn(&Record, &mut M, &mut Vec<T>),
 {
+    let mut memo = M::default();
     let mut joined_outputs: Vec<(usize, Vec<T>)> = Vec::new();
     for (position, chunk) in std::mem::take(&mut b.chunks) {
         match joiner.add(chunk) {
@@ -206,7 +211,7 @@ where
             Joined::Complete(record) => {
                 *b.records_by_kind.entry(record.kind).or_default() += 1;
                 let mut outputs = Vec::new();
-                if catch_unwind(AssertUnwindSafe(|| work(&record, &mut outputs))).is_ok() {
+                if catch_unwind(AssertUnwindSafe(|| work(&record, &mut memo, &mut outputs))).is_ok() {
                     joined_outputs.push((position, outputs));
                 } else {
                     b.rejections.push(RejectNotice {
@@ -291,10 +296,12 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dis
     }
 }
 
-fn process<T, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, work: &W) -> BatchResult<T>
+fn process<T, M, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, work: &W) -> BatchResult<T>
 where
-    W: Fn(&Record, &mut Vec<T>),
+    M: Default,
+    W: Fn(&Record, &mut M, &mut Vec<T>),
 {
+    let mut memo = M::default();
     let mut out = BatchResult {
         source: Arc::clone(&source),
         text_bytes: batch.arena.len() as u64,
@@ -350,7 +357,7 @@ where
         for record in &parsed.records {
             *out.records_by_kind.entry(record.kind).or_default() += 1;
             let before = out.outputs.len();
-            if catch_unwind(AssertUnwindSafe(|| work(record, &mut out.outputs))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| work(record, &mut memo, &mut out.outputs))).is_err() {
                 out.outputs.truncate(before);
                 reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into());
             }

@@ -13,7 +13,7 @@ use crate::app::{run_reading, Outcome, Sink};
 use crate::cli::ScanArgs;
 use crate::config::InputConfig;
 use crate::detect::behavior::{self, Behavior, Observation};
-use crate::detect::Engine;
+use crate::detect::{Engine, TextMemo};
 use crate::record::Record;
 use crate::report::formats::{encode, AlertWriter, Format};
 use crate::report::output::{write_file_atomic, Output};
@@ -101,7 +101,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         let engine = Arc::clone(&engine);
         let ctx = ctx.clone();
         let suppressions = suppressions.clone();
-        move |record: &Record, out: &mut Vec<Emitted>| {
+        move |record: &Record, memo: &mut TextMemo, out: &mut Vec<Emitted>| {
             if let Some(t) = record.time {
                 if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
                     out.push(Emitted::OutsideTime);
@@ -109,7 +109,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                 }
             }
             let mut attack = false;
-            for finding in engine.findings(record) {
+            for finding in engine.findings_memo(record, memo) {
                 let built = alert::build(&engine, record, &finding, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
                 if !suppressions.is_empty() && suppressions.matching(&built.id, &rule_ids, record).is_some() {
