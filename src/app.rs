@@ -93,7 +93,7 @@ pub struct ReadResult {
 pub fn run_reading<T, M, W, S>(config: &InputConfig, work: W, sink: &mut S, rules_loaded: u64) -> Result<ReadResult>
 where
     T: Send + 'static,
-    M: Default,
+    M: Default + Send + 'static,
     W: Fn(&crate::record::Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     S: Sink<T>,
 {

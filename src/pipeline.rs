@@ -94,12 +94,13 @@ enum Done<T> {
 
 /// Runs every input through framing, parsing and `work` (in parallel), handing results to
 /// `consume` in input order. `consume` returning an error (a closed pipe, a full disk) stops
-/// the run early. `work` gets a fresh `M` per batch: memos that may make it faster but never
-/// change what it returns, so output stays the same for any thread count.
+/// the run early. `work` gets an `M` per batch, handed from batch to batch (one per batch
+/// in flight): memos that may make it faster but must never change what it returns, so that
+/// output stays the same for any thread count.
 pub fn run<T, M, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
 where
     T: Send + 'static,
-    M: Default,
+    M: Default + Send + 'static,
     W: Fn(&Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     C: FnMut(Event<'_, T>) -> io::Result<()>,
 {
@@ -111,6 +112,7 @@ where
         .map_err(io::Error::other)?;
     let work = Arc::new(work);
     let work_for_joins = Arc::clone(&work);
+    let memos: Arc<std::sync::Mutex<Vec<M>>> = Arc::default();
     let permits = 2 * threads + 2;
     let (permit_tx, permit_rx) = sync_channel::<()>(permits);
     for _ in 0..permits {
@@ -130,9 +132,17 @@ where
                 seq += 1;
                 let tx: Sender<(u64, Done<T>)> = done_tx.clone();
                 let work = Arc::clone(&work);
+                let memos = Arc::clone(&memos);
                 pool.spawn(move || {
                     let done = match job {
-                        Job::Batch { source, batch } => Done::Batch(process(source, batch, opts.parse, &*work)),
+                        Job::Batch { source, batch } => {
+                            // A poisoned lock only means another batch panicked outside its
+                            // records' guards; the memos themselves are still whole.
+                            let mut memo = memos.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                            let done = Done::Batch(process(source, batch, opts.parse, &mut memo, &*work));
+                            memos.lock().unwrap_or_else(|e| e.into_inner()).push(memo);
+                            done
+                        }
                         Job::Done { source, bytes_read, error, end } => Done::Input { source, bytes_read, error, end },
                     };
                     let _ = tx.send((this, done));
@@ -296,12 +306,10 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dis
     }
 }
 
-fn process<T, M, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, work: &W) -> BatchResult<T>
+fn process<T, M, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, memo: &mut M, work: &W) -> BatchResult<T>
 where
-    M: Default,
     W: Fn(&Record, &mut M, &mut Vec<T>),
 {
-    let mut memo = M::default();
     let mut out = BatchResult {
         source: Arc::clone(&source),
         text_bytes: batch.arena.len() as u64,
@@ -357,7 +365,7 @@ where
         for record in &parsed.records {
             *out.records_by_kind.entry(record.kind).or_default() += 1;
             let before = out.outputs.len();
-            if catch_unwind(AssertUnwindSafe(|| work(record, &mut memo, &mut out.outputs))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| work(record, memo, &mut out.outputs))).is_err() {
                 out.outputs.truncate(before);
                 reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into());
             }

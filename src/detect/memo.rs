@@ -1,5 +1,6 @@
-//! A memo of text-surface matches for one batch of records: system prompts and conversation
-//! history come back request after request, and a text already matched need not be again.
+//! A memo of text-surface matches, handed from batch to batch: system prompts and
+//! conversation history come back request after request, and a text already matched need not
+//! be again.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -9,11 +10,13 @@ use crate::record::Surface;
 
 /// Texts shorter than this are matched every time: looking them up costs about as much.
 const MIN_TEXT: usize = 64;
-/// Text bytes one memo keeps, so memory stays bounded whatever a batch holds.
-const MAX_BYTES: usize = 4 << 20;
+/// Bytes one memo keeps (texts, and a guess at each entry's overhead): past it, it starts
+/// over, so memory stays bounded however long the scan.
+const MAX_BYTES: usize = 8 << 20;
+/// What a kept text costs besides its bytes: its entry, its table slot, its allocation.
+const ENTRY_BYTES: usize = 96;
 
-/// What the engine reuses across the records of a batch: the texts it matched, and its
-/// per-rule flags.
+/// What the engine reuses from record to record: the texts it matched, and its per-rule flags.
 #[derive(Default)]
 pub struct TextMemo {
     pub(super) texts: Texts,
@@ -33,12 +36,18 @@ impl TextMemo {
 /// Texts by a keyed hash of surface, conditions and text. The text itself is compared on a
 /// hit: a prompt is written by an attacker, who could aim a collision at a benign text, and
 /// the random key keeps them from filling one bucket.
-#[derive(Default)]
 pub(super) struct Texts {
     hasher: std::collections::hash_map::RandomState,
     by_hash: HashMap<u64, Vec<Entry>, BuildHasherDefault<Prehashed>>,
     bytes: usize,
+    max_bytes: usize,
     off: bool,
+}
+
+impl Default for Texts {
+    fn default() -> Texts {
+        Texts { hasher: Default::default(), by_hash: HashMap::default(), bytes: 0, max_bytes: MAX_BYTES, off: false }
+    }
 }
 
 struct Entry {
@@ -68,10 +77,15 @@ impl Texts {
         let bucket = match known {
             Some(_) => self.by_hash.get_mut(&hash)?,
             None => {
-                if self.bytes + text.len() > MAX_BYTES {
+                let cost = text.len() + ENTRY_BYTES;
+                if cost > self.max_bytes {
                     return None;
                 }
-                self.bytes += text.len();
+                if self.bytes + cost > self.max_bytes {
+                    self.by_hash.clear();
+                    self.bytes = 0;
+                }
+                self.bytes += cost;
                 let found = compute();
                 let bucket = self.by_hash.entry(hash).or_default();
                 bucket.push(Entry { surface, conds, text: text.into(), found });
@@ -101,5 +115,33 @@ impl Hasher for Prehashed {
 
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_memo_starts_over_and_keeps_answering_right() {
+        let mut texts = Texts { max_bytes: 3 * (100 + ENTRY_BYTES), ..Texts::default() };
+        let text = |i: usize| format!("{i:0100}");
+        let answer = |i: usize| Detection { rule: i, surface: None, span: None, range: 0..0, matched: text(i), revealed_by: None, decoded: None, field: None };
+        let mut computed = 0;
+        for round in 0..2 {
+            for i in 0..5 {
+                let found = texts.lookup(Surface::UserPrompt, 0, &text(i), || {
+                    computed += 1;
+                    vec![answer(i)]
+                });
+                assert_eq!(found.map(|f| f[0].rule), Some(i), "round {round}, text {i}");
+            }
+        }
+        assert_eq!(computed, 10, "three texts fit, so each round pushes out what the next needs");
+        assert!(texts.len() <= 3 && texts.bytes <= texts.max_bytes);
+        assert!(texts.lookup(Surface::UserPrompt, 0, &text(4), || unreachable!()).is_some(), "the last text is kept");
+        assert!(texts.lookup(Surface::System, 0, &text(4), || Vec::new()).is_some_and(|f| f.is_empty()), "another surface is another text");
+        assert!(texts.lookup(Surface::UserPrompt, 1, &text(4), || Vec::new()).is_some_and(|f| f.is_empty()), "other conditions are another text");
+        assert!(texts.lookup(Surface::UserPrompt, 0, "short", || unreachable!()).is_none(), "short texts are not kept");
     }
 }
