@@ -15,6 +15,9 @@ const MIN_TEXT: usize = 64;
 const MAX_BYTES: usize = 8 << 20;
 /// What a kept text costs besides its bytes: its entry, its table slot, its allocation.
 const ENTRY_BYTES: usize = 96;
+/// Fingerprints of texts seen once remembered (8 bytes each, and slack): past it, they are
+/// forgotten and counted afresh.
+const MAX_SEEN: usize = 1 << 16;
 
 /// What the engine reuses from record to record: the texts it matched, and its per-rule flags.
 #[derive(Default)]
@@ -39,6 +42,10 @@ impl TextMemo {
 pub(super) struct Texts {
     hasher: std::collections::hash_map::RandomState,
     by_hash: HashMap<u64, Vec<Entry>, BuildHasherDefault<Prehashed>>,
+    /// Texts seen once, by fingerprint only: most prompts are never sent again, and copying
+    /// each into the memo cost more than matching the few repeats again (a cold table of
+    /// copies misses the cache). A text is kept the second time it is seen.
+    seen: std::collections::HashSet<u64, BuildHasherDefault<Prehashed>>,
     bytes: usize,
     max_bytes: usize,
     off: bool,
@@ -46,7 +53,7 @@ pub(super) struct Texts {
 
 impl Default for Texts {
     fn default() -> Texts {
-        Texts { hasher: Default::default(), by_hash: HashMap::default(), bytes: 0, max_bytes: MAX_BYTES, off: false }
+        Texts { hasher: Default::default(), by_hash: HashMap::default(), seen: Default::default(), bytes: 0, max_bytes: MAX_BYTES, off: false }
     }
 }
 
@@ -65,8 +72,8 @@ impl Texts {
     }
 
     /// The matches of `text` on `surface` for records whose conditions are `conds` (a bit per
-    /// condition group), from the memo or from `compute` (and then kept); `None` when the text
-    /// is not memoized and the caller matches it itself.
+    /// condition group), from the memo or, for a text seen before, from `compute` (and then
+    /// kept); `None` when the caller matches the text itself.
     pub(super) fn lookup(&mut self, surface: Surface, conds: u64, text: &str, compute: impl FnOnce() -> Vec<Detection>) -> Option<&[Detection]> {
         if self.off || text.len() < MIN_TEXT {
             return None;
@@ -79,6 +86,12 @@ impl Texts {
             None => {
                 let cost = text.len() + ENTRY_BYTES;
                 if cost > self.max_bytes {
+                    return None;
+                }
+                if self.seen.len() >= MAX_SEEN {
+                    self.seen.clear();
+                }
+                if self.seen.insert(hash) {
                     return None;
                 }
                 if self.bytes + cost > self.max_bytes {
@@ -128,6 +141,9 @@ mod tests {
         let text = |i: usize| format!("{i:0100}");
         let answer = |i: usize| Detection { rule: i, surface: None, span: None, range: 0..0, matched: text(i), revealed_by: None, decoded: None, field: None };
         let mut computed = 0;
+        for i in 0..5 {
+            assert!(texts.lookup(Surface::UserPrompt, 0, &text(i), || unreachable!()).is_none(), "a text seen once is matched by the caller");
+        }
         for round in 0..2 {
             for i in 0..5 {
                 let found = texts.lookup(Surface::UserPrompt, 0, &text(i), || {
@@ -140,8 +156,10 @@ mod tests {
         assert_eq!(computed, 10, "three texts fit, so each round pushes out what the next needs");
         assert!(texts.len() <= 3 && texts.bytes <= texts.max_bytes);
         assert!(texts.lookup(Surface::UserPrompt, 0, &text(4), || unreachable!()).is_some(), "the last text is kept");
-        assert!(texts.lookup(Surface::System, 0, &text(4), || Vec::new()).is_some_and(|f| f.is_empty()), "another surface is another text");
-        assert!(texts.lookup(Surface::UserPrompt, 1, &text(4), || Vec::new()).is_some_and(|f| f.is_empty()), "other conditions are another text");
+        for _ in 0..2 {
+            assert!(texts.lookup(Surface::System, 0, &text(4), Vec::new).is_none_or(|f| f.is_empty()), "another surface is another text");
+            assert!(texts.lookup(Surface::UserPrompt, 1, &text(4), Vec::new).is_none_or(|f| f.is_empty()), "other conditions are another text");
+        }
         assert!(texts.lookup(Surface::UserPrompt, 0, "short", || unreachable!()).is_none(), "short texts are not kept");
     }
 }
