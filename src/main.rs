@@ -8,6 +8,14 @@ use clap::Parser;
 use aihunt::app::{self, Outcome};
 use aihunt::cli::Cli;
 
+// jemalloc instead of glibc's allocator, as ripgrep does on musl. A scan allocates dozens of
+// small strings and vectors per record, many freed on another thread than the one that made
+// them (records on the workers, outputs on the writer): with glibc malloc, allocation was an
+// eighth of all instructions and -j1 took about a third longer on the 100 MB benchmark corpus,
+// for 3 to 6 MB less peak RSS. mimalloc was as fast but kept 50 to 100 MB more.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match app::run(cli) {
