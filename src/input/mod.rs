@@ -5,7 +5,7 @@ pub mod frame;
 pub mod lines;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -114,20 +114,27 @@ pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
             Box::new(WatchedFile::open(p)?)
         }
     };
-    let mut buffered = BufReader::with_capacity(1 << 20, raw);
-    let is_gzip = loop {
-        match buffered.fill_buf() {
-            Ok(head) => break head.starts_with(&[0x1f, 0x8b]),
+    // Peek at the first two bytes and put them back in front: the line reader reads big
+    // blocks straight from the file, where a buffered reader in between copied every byte once
+    // more.
+    let mut raw = raw;
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match raw.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-    };
-    if is_gzip {
+    }
+    let whole = io::Cursor::new(head[..got].to_vec()).chain(raw);
+    if head[..got] == [0x1f, 0x8b] {
         // MultiGzDecoder: `cat a.gz b.gz` is valid gzip, and GzDecoder silently stops after
         // the first member.
-        Ok(Box::new(MultiGzDecoder::new(buffered)))
+        Ok(Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole))))
     } else {
-        Ok(Box::new(buffered))
+        Ok(Box::new(whole))
     }
 }
 
