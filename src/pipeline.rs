@@ -287,7 +287,7 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dis
                 // The next batch of this input will likely be as big: growing its text by
                 // doubling copied every batch's megabyte about once more.
                 let size = batch.arena.len();
-                let full = std::mem::replace(&mut batch, FrameBatch { arena: Vec::with_capacity(size + size / 8), ..FrameBatch::default() });
+                let full = std::mem::replace(&mut batch, FrameBatch { arena: String::with_capacity(size + size / 8), ..FrameBatch::default() });
                 if !dispatch(Job::Batch { source: Arc::clone(&source), batch: full }) {
                     return;
                 }

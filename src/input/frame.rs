@@ -49,7 +49,9 @@ pub struct LineCounts {
 /// Frames of one input in arrival order, with the text they point into.
 #[derive(Debug, Default)]
 pub struct FrameBatch {
-    pub arena: Vec<u8>,
+    /// The frames' text, back to back: only UTF-8 is stored (lines are repaired on the way
+    /// in), so reading a frame needs no second validation.
+    pub arena: String,
     pub frames: Vec<Frame>,
     pub counts: LineCounts,
     /// (line, stream offset where it starts) for the batch's lines, in order: where an
@@ -65,8 +67,7 @@ impl FrameBatch {
     }
 
     pub fn text(&self, range: &Range<usize>) -> &str {
-        // The framer only stores UTF-8 (repaired when it was not).
-        std::str::from_utf8(&self.arena[range.clone()]).unwrap_or_default()
+        self.arena.get(range.clone()).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,10 +125,6 @@ impl Framer {
             }
         };
         let text = clean_line(raw, &mut self.scratch, &mut batch.counts);
-        let text: &str = match text {
-            Some(t) => t,
-            None => std::str::from_utf8(raw).unwrap_or_default(),
-        };
         if text.trim().is_empty() {
             batch.counts.skipped += 1;
             return;
@@ -172,7 +169,7 @@ impl Framer {
 
 fn push_json_line(no: u64, text: &str, unterminated: bool, batch: &mut FrameBatch) {
     let start = batch.arena.len();
-    batch.arena.extend_from_slice(text.as_bytes());
+    batch.arena.push_str(text);
     batch.frames.push(Frame { line: no, owned_lines: 1, body: FrameBody::Json(start..batch.arena.len()), unterminated });
 }
 
@@ -192,13 +189,14 @@ pub fn frame_all(data: &[u8], max_line: usize) -> FrameBatch {
     batch
 }
 
-/// Removes NUL bytes and repairs invalid UTF-8. Returns the cleaned text when it had to change
-/// anything (stored in `scratch`), `None` when the line was already clean.
-fn clean_line<'s>(raw: &[u8], scratch: &'s mut Vec<u8>, counts: &mut LineCounts) -> Option<&'s str> {
+/// The line as text, with NUL bytes removed and invalid UTF-8 repaired (in `scratch` when it
+/// had to change anything).
+fn clean_line<'a>(raw: &'a [u8], scratch: &'a mut Vec<u8>, counts: &mut LineCounts) -> &'a str {
     let has_nul = memchr::memchr(0, raw).is_some();
-    let valid = std::str::from_utf8(raw).is_ok();
-    if !has_nul && valid {
-        return None;
+    if !has_nul {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return text;
+        }
     }
     scratch.clear();
     if has_nul {
@@ -214,7 +212,7 @@ fn clean_line<'s>(raw: &[u8], scratch: &'s mut Vec<u8>, counts: &mut LineCounts)
         let repaired = String::from_utf8_lossy(scratch).into_owned();
         *scratch = repaired.into_bytes();
     }
-    std::str::from_utf8(scratch).ok()
+    std::str::from_utf8(scratch).unwrap_or_default()
 }
 
 /// True when `line` opens a JSON value it does not close (a pretty-printed document), rather
@@ -496,7 +494,8 @@ impl DocScanner {
             }
         } else {
             let start = batch.arena.len();
-            batch.arena.extend_from_slice(&e.bytes);
+            // Elements are cut from repaired lines at JSON punctuation: valid UTF-8 already.
+            batch.arena.push_str(&String::from_utf8_lossy(&e.bytes));
             FrameBody::Json(start..batch.arena.len())
         };
         batch.frames.push(Frame { line: e.line, owned_lines: e.owned, body, unterminated: last });
@@ -714,9 +713,10 @@ mod tests {
     fn nul_bytes_and_invalid_utf8_are_cleaned_and_counted() {
         let mut scratch = Vec::new();
         let mut counts = LineCounts::default();
-        assert_eq!(clean_line(b"{\"a\":\"x\0y\"}", &mut scratch, &mut counts), Some("{\"a\":\"xy\"}"));
-        assert_eq!(clean_line(b"{\"a\":\"\xff\"}", &mut scratch, &mut counts), Some("{\"a\":\"\u{fffd}\"}"));
-        assert_eq!(clean_line(b"{}", &mut scratch, &mut counts), None);
+        assert_eq!(clean_line(b"{\"a\":\"x\0y\"}", &mut scratch, &mut counts), "{\"a\":\"xy\"}");
+        assert_eq!(clean_line(b"{\"a\":\"\xff\"}", &mut scratch, &mut counts), "{\"a\":\"\u{fffd}\"}");
+        let clean = b"{}";
+        assert!(std::ptr::eq(clean_line(clean, &mut scratch, &mut counts).as_ptr(), clean.as_ptr()), "a clean line is not copied");
         assert_eq!((counts.nul_stripped, counts.repaired_utf8), (1, 1));
     }
 }
