@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::alert::{self, AlertContext};
 use crate::detect::behavior::{self, Behavior};
-use crate::detect::{decode, normalize, Engine};
+use crate::detect::{decode, normalize, Engine, TextMemo};
 use crate::input::frame::{frame_all, FrameBody};
 use crate::intel::Intel;
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined};
@@ -45,9 +45,14 @@ pub fn log_file(data: &[u8]) {
     let mut joiner = ChunkJoiner::new(JoinLimits { max_group_bytes: 1 << 16, max_pending_bytes: 1 << 20 });
     let rules = engine.rules().behaviors.clone();
     let mut behavior = Behavior::new(rules, 1);
-    let detect = |record: &Record, behavior: &mut Behavior| {
+    let mut memo = TextMemo::default();
+    let detect = |record: &Record, behavior: &mut Behavior, memo: &mut TextMemo| {
         let mut attack = false;
-        for finding in engine.findings(record) {
+        let findings = engine.findings_memo(record, memo);
+        // The oracle for the memo of matched texts: it may save work, never change a finding.
+        let unmemoized = engine.findings(record);
+        assert_eq!(format!("{findings:?}"), format!("{unmemoized:?}"), "the text memo changed what was found");
+        for finding in findings {
             let built = alert::build(engine, record, &finding, &ctx);
             let _ = crate::report::formats::encode(crate::report::formats::Format::Csv, &built);
             attack = true;
@@ -60,11 +65,11 @@ pub fn log_file(data: &[u8]) {
         let FrameBody::Json(range) = &frame.body else { continue };
         let parsed = parse_frame(batch.text(range), &file, frame.line, 0, ParseOptions::default());
         for record in &parsed.records {
-            detect(record, &mut behavior);
+            detect(record, &mut behavior, &mut memo);
         }
         for chunk in parsed.chunks {
             if let Joined::Complete(record) = joiner.add(chunk) {
-                detect(&record, &mut behavior);
+                detect(&record, &mut behavior, &mut memo);
             }
         }
     }
