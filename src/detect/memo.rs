@@ -84,8 +84,7 @@ impl Texts {
         let bucket = match known {
             Some(_) => self.by_hash.get_mut(&hash)?,
             None => {
-                let cost = text.len() + ENTRY_BYTES;
-                if cost > self.max_bytes {
+                if text.len() + ENTRY_BYTES > self.max_bytes {
                     return None;
                 }
                 if self.seen.len() >= MAX_SEEN {
@@ -94,12 +93,16 @@ impl Texts {
                 if self.seen.insert(hash) {
                     return None;
                 }
+                let found = compute();
+                // The matches count too: a crafted text can match most rules, each keeping
+                // evidence (a single entry stays under a text's 4 MiB cap and the pack's size).
+                let evidence: usize = found.iter().map(|d| std::mem::size_of::<Detection>() + d.matched.len() + d.decoded.as_ref().map_or(0, String::len)).sum();
+                let cost = text.len() + ENTRY_BYTES + evidence;
                 if self.bytes + cost > self.max_bytes {
                     self.by_hash.clear();
                     self.bytes = 0;
                 }
                 self.bytes += cost;
-                let found = compute();
                 let bucket = self.by_hash.entry(hash).or_default();
                 bucket.push(Entry { surface, conds, text: text.into(), found });
                 bucket
@@ -161,5 +164,14 @@ mod tests {
             assert!(texts.lookup(Surface::UserPrompt, 1, &text(4), Vec::new).is_none_or(|f| f.is_empty()), "other conditions are another text");
         }
         assert!(texts.lookup(Surface::UserPrompt, 0, "short", || unreachable!()).is_none(), "short texts are not kept");
+        let mut texts = Texts { max_bytes: 4 * (100 + ENTRY_BYTES), ..Texts::default() };
+        let heavy = |i: usize| vec![Detection { decoded: Some("x".repeat(1000)), ..answer(i) }];
+        for i in 0..3 {
+            for _ in 0..2 {
+                let _ = texts.lookup(Surface::UserPrompt, 0, &text(i), || heavy(i));
+            }
+            // Without its evidence each entry would cost a quarter of the bound, and all three would stay.
+            assert_eq!(texts.len(), 1, "each entry's evidence fills the memo, so it starts over");
+        }
     }
 }
