@@ -13,6 +13,7 @@ use crate::intel::Intel;
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined};
 use crate::record::{parse_frame, ParseOptions, Record};
 use crate::rules::load::{self, RuleSource};
+use crate::rules::Rule;
 
 /// Small limits so one input cannot make a fuzz run slow for reasons the real limits cover.
 const MAX_LINE: usize = 1 << 16;
@@ -24,7 +25,7 @@ fn engine() -> &'static Engine {
         // Patterns compile lazily on first use. Under AddressSanitizer compiling the whole pack
         // takes seconds, and the first input to reach every rule was reported as a timeout
         // that no later input reproduces: pay it here, outside any input's time.
-        for p in rules.rules.iter().flat_map(|r| r.pattern.iter().chain(&r.allow)) {
+        for p in rules.rules.iter().flat_map(Rule::regexes) {
             let _ = p.compile_error();
         }
         Engine::new(Arc::new(rules), Arc::new(Intel::defaults()))
@@ -108,7 +109,7 @@ pub fn rule_file(data: &[u8]) {
     let (set, _errors) = load::compile(&[RuleSource { name: "fuzz.toml".into(), text: text.to_owned() }]);
     for rule in &set.rules {
         // Compiling is what the scan does lazily; the examples run the matcher.
-        for p in rule.pattern.iter().chain(&rule.allow) {
+        for p in rule.regexes() {
             let _ = p.compile_error();
         }
     }

@@ -718,11 +718,11 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
 /// `split_whitespace` joined by spaces, in one pass without a list of words.
 fn collapse_whitespace(s: &str) -> String {
     if s.is_ascii() {
-        // char::is_whitespace on ASCII, a byte at a time: most texts are ASCII.
+        // A byte at a time: most texts are ASCII.
         let mut out = Vec::with_capacity(s.len());
         let mut gap = false;
         for &b in s.as_bytes() {
-            if matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
+            if normalize::is_ascii_char_whitespace(b) {
                 gap = true;
             } else {
                 if gap && !out.is_empty() {

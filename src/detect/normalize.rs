@@ -136,6 +136,12 @@ fn homoglyph(c: char) -> Option<char> {
     })
 }
 
+/// `char::is_whitespace` for one ASCII byte, which `u8::is_ascii_whitespace` is not (it leaves
+/// out the vertical tab): for byte loops that must agree with the character rules.
+pub const fn is_ascii_char_whitespace(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
 /// Clean printable ASCII: it cannot hold what the special-character rules look for, and its
 /// normalized view is its lower-case copy.
 pub fn is_plain(text: &str) -> bool {

@@ -548,6 +548,7 @@ fn salvage(text: &str, side: Side, origin: &str, r: &mut Record) -> bool {
 mod tests {
     use super::*;
     use crate::record::{RecordKind, RecordOrigin, SourceFormat};
+    use std::sync::Arc;
 
     #[test]
     fn item_paths_spell_indexes_as_format_would() {
@@ -555,7 +556,6 @@ mod tests {
             assert_eq!(item_path("requestBody", ".messages", i), format!("requestBody.messages[{i}]"));
         }
     }
-    use std::sync::Arc;
 
     fn rec() -> Record {
         Record::new(RecordKind::GatewayLog, SourceFormat::Storage, &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 })

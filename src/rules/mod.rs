@@ -276,6 +276,13 @@ pub struct Rule {
     pub file: String,
 }
 
+impl Rule {
+    /// Every regex of the rule that compiles on first use: its pattern and its allow patterns.
+    pub fn regexes(&self) -> impl Iterator<Item = &LazyRegex> {
+        self.pattern.iter().chain(&self.allow)
+    }
+}
+
 /// The loaded, compiled rule pack.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {

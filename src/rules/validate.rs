@@ -306,7 +306,7 @@ pub fn run_examples(rules: &RuleSet) -> (usize, Vec<ExampleFailure>) {
     let mut failures = Vec::new();
     for rule in &rules.rules {
         // Patterns compile lazily in scans; validation compiles every one.
-        if let Some(err) = rule.pattern.iter().chain(&rule.allow).find_map(|p| p.compile_error()) {
+        if let Some(err) = rule.regexes().find_map(|p| p.compile_error()) {
             failures.push(ExampleFailure {
                 rule_id: rule.id.clone(),
                 file: rule.file.clone(),

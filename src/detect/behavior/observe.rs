@@ -408,9 +408,7 @@ fn fold_prompt(text: &str, out: &mut String) {
         // The same folding byte by byte: most prompts are ASCII, and decoding each character
         // cost a tenth of the behavioural detectors' time.
         for &b in text.as_bytes() {
-            // Exactly `char::is_whitespace` on ASCII, which `u8::is_ascii_whitespace` is not
-            // (it leaves out the vertical tab).
-            if matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ') {
+            if crate::detect::normalize::is_ascii_char_whitespace(b) {
                 if !space {
                     out.push(' ');
                 }
