@@ -347,7 +347,7 @@ impl Engine {
         out: &mut Vec<Detection>,
     ) {
         // What each gate found in this view, worked out when a member first needs it.
-        let mut gate_results: [Option<Option<regex::SetMatches>>; 4] = Default::default();
+        let mut gate_results: [Option<Option<gate::GateHits>>; 4] = Default::default();
         for &i in wanted {
             if !hit[i] || done[slot(i, surface)] {
                 continue;
