@@ -40,29 +40,55 @@ fn proves(hir: &Hir, keywords: &[String]) -> bool {
             if parts.iter().any(|p| proves(p, keywords)) {
                 return true;
             }
-            // A keyword may span several children: join runs of fixed text.
-            let mut run = String::new();
+            // A keyword may span several children: follow every text that runs of fixed text,
+            // small classes and alternations of fixed texts can spell (`\([a-z]\)` with
+            // keywords `(a)` to `(z)`, `\[(?:data|info)\]` with `[data]` and `[info]`), as far
+            // as it takes each one to contain a keyword.
+            let mut runs = vec![String::new()];
             for p in parts {
-                match fixed_text(p) {
-                    Some(t) => {
-                        run.push_str(&t);
-                        if contains_keyword(&run, keywords) {
+                match spellings(p).filter(|options| runs.len() * options.len() <= MAX_SPELLINGS) {
+                    Some(options) => {
+                        runs = runs.iter().flat_map(|run| options.iter().map(move |o| format!("{run}{o}"))).filter(|run| !contains_keyword(run, keywords)).collect();
+                        if runs.is_empty() {
                             return true;
                         }
                     }
                     None => {
                         // `on(?:error|load)` with keyword `onerror`: every branch, read after
                         // the text before it, must give a keyword.
-                        if !run.is_empty() && alternation_completes(p, &run, keywords) {
+                        if runs.iter().all(|run| !run.is_empty() && alternation_completes(p, run, keywords)) {
                             return true;
                         }
-                        run.clear()
+                        runs = vec![String::new()];
                     }
                 }
             }
             false
         }
         HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
+/// How many texts a keyword proof follows through one concatenation before it gives up.
+const MAX_SPELLINGS: usize = 256;
+
+/// The texts a node can match when they are few and fixed: a fixed text, a class of at most 32
+/// characters, or an alternation of fixed texts (lower case).
+fn spellings(hir: &Hir) -> Option<Vec<String>> {
+    if let Some(t) = fixed_text(hir) {
+        return Some(vec![t]);
+    }
+    match hir.kind() {
+        HirKind::Capture(cap) => spellings(&cap.sub),
+        HirKind::Class(class) => {
+            let chars: Vec<char> = match class {
+                Class::Unicode(u) => u.iter().flat_map(|r| r.start()..=r.end()).take(33).collect(),
+                Class::Bytes(b) => b.iter().flat_map(|r| r.start()..=r.end()).map(char::from).take(33).collect(),
+            };
+            (chars.len() <= 32).then(|| chars.iter().map(|c| c.to_lowercase().to_string()).collect())
+        }
+        HirKind::Alternation(alts) => alts.iter().map(fixed_text).collect(),
+        _ => None,
     }
 }
 
@@ -413,6 +439,18 @@ mod tests {
         assert!(!keywords_cover(r"[a-z]+ mode", &kw(&["dan"])).unwrap());
         assert!(keywords_cover(r"\bon(?:error|load|mouse\w+)\s*=", &kw(&["onerror", "onload", "onmouse"])).unwrap());
         assert!(!keywords_cover(r"\bon(?:error|load|blur)\s*=", &kw(&["onerror", "onload"])).unwrap());
+    }
+
+    #[test]
+    fn keyword_proofs_read_through_small_classes_and_alternations() {
+        let letters: Vec<String> = ('a'..='z').map(|c| format!("({c})")).collect();
+        assert!(keywords_cover(r"[^\n]{0,40}\([a-z]\)[^\n]{0,40}\n", &letters).unwrap());
+        assert!(!keywords_cover(r"\([a-z ]\)", &letters).unwrap(), "`( )` would be hidden");
+        assert!(keywords_cover(r"\breplace\s+\[(?:data|info)\]", &kw(&["[data]", "[info]"])).unwrap());
+        assert!(!keywords_cover(r"\[(?:data|info|num)\]", &kw(&["[data]", "[info]"])).unwrap(), "`[num]` would be hidden");
+        assert!(!keywords_cover(r"\[(?:data|\w+)\]", &kw(&["[data]"])).unwrap(), "a branch that is not fixed text proves nothing");
+        assert!(keywords_cover(r"(?:ab|cd)(?:ef|gh)", &kw(&["bef", "bgh", "def", "dgh"])).unwrap());
+        assert!(!keywords_cover(r"(?:ab|cd)(?:ef|gh)", &kw(&["bef", "bgh", "def"])).unwrap(), "`cdgh` would be hidden");
     }
 
     #[test]
