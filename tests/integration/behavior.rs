@@ -147,6 +147,11 @@ fn past_the_memory_bound_state_is_evicted_and_reported() {
     assert!(n(&stats, "behaviorEvicted") > 0, "{stats}");
     assert!(r.stderr.contains("evicted past --max-behavior-memory"), "{}", r.stderr);
     assert!(r.stderr.contains("may depend on input order"), "{}", r.stderr);
+    for threads in ["1", "4"] {
+        let (_, same) = run_stats(&["scan", "-j", threads, "--max-behavior-memory", "1", dir.path().to_str().unwrap()]);
+        let eviction = |s: &Value| (n(s, "behaviorEvicted"), n(s, "behaviorEntities"), n(s, "behaviorValuesDropped"));
+        assert_eq!(eviction(&same), eviction(&stats), "eviction is the same at -j {threads}");
+    }
     let (_, full) = run_stats(&["scan", dir.path().to_str().unwrap()]);
     assert_eq!(n(&full, "behaviorEvicted"), 0);
     assert!(n(&full, "behaviorEntities") > 0);
