@@ -44,14 +44,29 @@ fn proves(hir: &Hir, keywords: &[String]) -> bool {
             // small classes and alternations of fixed texts can spell (`\([a-z]\)` with
             // keywords `(a)` to `(z)`, `\[(?:data|info)\]` with `[data]` and `[info]`), as far
             // as it takes each one to contain a keyword.
+            // A text that holds no keyword yet can only complete one with its last characters,
+            // so each keeps just those: a long pattern costs time in proportion to its length.
+            let longest_keyword = keywords.iter().map(String::len).max().unwrap_or(0);
             let mut runs = vec![String::new()];
             for p in parts {
                 match spellings(p).filter(|options| runs.len() * options.len() <= MAX_SPELLINGS) {
                     Some(options) => {
-                        runs = runs.iter().flat_map(|run| options.iter().map(move |o| format!("{run}{o}"))).filter(|run| !contains_keyword(run, keywords)).collect();
-                        if runs.is_empty() {
+                        let mut next: Vec<String> = Vec::with_capacity(runs.len() * options.len());
+                        for run in &runs {
+                            for o in &options {
+                                let text = format!("{run}{o}");
+                                if contains_keyword(&text, keywords) {
+                                    continue;
+                                }
+                                next.push(last_chars(&text, longest_keyword.saturating_sub(1)).to_owned());
+                            }
+                        }
+                        if next.is_empty() {
                             return true;
                         }
+                        next.sort_unstable();
+                        next.dedup();
+                        runs = next;
                     }
                     None => {
                         // `on(?:error|load)` with keyword `onerror`: every branch, read after
@@ -67,6 +82,15 @@ fn proves(hir: &Hir, keywords: &[String]) -> bool {
         }
         HirKind::Empty | HirKind::Look(_) => false,
     }
+}
+
+/// The end of `text`, at most `bytes` long, starting on a character boundary.
+fn last_chars(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// How many texts a keyword proof follows through one concatenation before it gives up.
@@ -451,6 +475,11 @@ mod tests {
         assert!(!keywords_cover(r"\[(?:data|\w+)\]", &kw(&["[data]"])).unwrap(), "a branch that is not fixed text proves nothing");
         assert!(keywords_cover(r"(?:ab|cd)(?:ef|gh)", &kw(&["bef", "bgh", "def", "dgh"])).unwrap());
         assert!(!keywords_cover(r"(?:ab|cd)(?:ef|gh)", &kw(&["bef", "bgh", "def"])).unwrap(), "`cdgh` would be hidden");
+        // Only the end of a text is kept between parts; a keyword across many parts is found.
+        let long = format!("[ab]{}(k)(e)(y)", "(x)".repeat(5000));
+        assert!(keywords_cover(&long, &kw(&["xxkey"])).unwrap());
+        assert!(!keywords_cover(&long, &kw(&["xxkez"])).unwrap());
+        assert!(keywords_cover(r"(é)(é)(ë)", &kw(&["éë"])).unwrap(), "cut on character boundaries");
     }
 
     #[test]
