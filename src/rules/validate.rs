@@ -44,6 +44,7 @@ fn proves(hir: &Hir, keywords: &[String]) -> bool {
             // small classes and alternations of fixed texts can spell (`\([a-z]\)` with
             // keywords `(a)` to `(z)`, `\[(?:data|info)\]` with `[data]` and `[info]`), as far
             // as it takes each one to contain a keyword.
+            //
             // A text that holds no keyword yet can only complete one with its last characters,
             // so each keeps just those: a long pattern costs time in proportion to its length.
             let longest_keyword = keywords.iter().map(String::len).max().unwrap_or(0);
@@ -109,7 +110,10 @@ fn spellings(hir: &Hir) -> Option<Vec<String>> {
                 Class::Unicode(u) => u.iter().flat_map(|r| r.start()..=r.end()).take(33).collect(),
                 Class::Bytes(b) => b.iter().flat_map(|r| r.start()..=r.end()).map(char::from).take(33).collect(),
             };
-            (chars.len() <= 32).then(|| chars.iter().map(|c| c.to_lowercase().to_string()).collect())
+            // The prefilter folds ASCII case only: a non-ASCII letter with another case would
+            // be compared one way here and another way there.
+            let foldable = |c: &char| c.is_ascii() || c.to_lowercase().eq(std::iter::once(*c));
+            (chars.len() <= 32 && chars.iter().all(foldable)).then(|| chars.iter().map(|c| c.to_ascii_lowercase().to_string()).collect())
         }
         HirKind::Alternation(alts) => alts.iter().map(fixed_text).collect(),
         _ => None,
@@ -480,6 +484,7 @@ mod tests {
         assert!(keywords_cover(&long, &kw(&["xxkey"])).unwrap());
         assert!(!keywords_cover(&long, &kw(&["xxkez"])).unwrap());
         assert!(keywords_cover(r"(é)(é)(ë)", &kw(&["éë"])).unwrap(), "cut on character boundaries");
+        assert!(!keywords_cover(r"[İx]y", &kw(&["i̇y", "xy"])).unwrap(), "the prefilter does not fold İ");
     }
 
     #[test]
