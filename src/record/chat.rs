@@ -5,9 +5,8 @@
 //! lines and OpenTelemetry messages later. Bodies cut short by a logging cap are not thrown
 //! away: [`apply_body_text`] recovers the message strings a truncated body still holds.
 
-use super::json::{array, decode_str, json_type, JsonType, Nested, Obj};
+use super::json::{array, decode_str, json_type, JsonType, Nested, Obj, Raw};
 use super::{FilterTarget, FilterVerdict, Record, Surface, ToolCall};
-use serde_json::value::RawValue;
 
 /// Which side of an exchange a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +51,7 @@ pub fn apply_body_text(text: &str, side: Side, origin: &str, r: &mut Record) {
 }
 
 /// Reads a body that is already a JSON value (object or a JSON string holding one).
-pub fn apply_body_value(raw: &RawValue, side: Side, origin: &str, r: &mut Record) {
+pub fn apply_body_value(raw: Raw<'_>, side: Side, origin: &str, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     if let Some(obj) = nested.obj() {
         match side {
@@ -85,7 +84,7 @@ fn item_path(base: &str, field: &str, i: usize) -> String {
 pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
     if let Some(messages) = body.get("messages").and_then(array) {
         for (i, m) in messages.iter().enumerate() {
-            if let Some(m) = Obj::from_raw(m) {
+            if let Some(m) = Obj::from_raw(*m) {
                 apply_message(&m, &item_path(origin, ".messages", i), Side::Request, r);
             }
         }
@@ -105,9 +104,9 @@ pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
             JsonType::Array => {
                 for (i, item) in array(v).unwrap_or_default().iter().enumerate() {
                     let item_at = format!("{at}[{i}]");
-                    if let Some(s) = decode_str(item) {
+                    if let Some(s) = decode_str(*item) {
                         push_with_documents(r, Surface::UserPrompt, item_at, s.into_owned());
-                    } else if let Some(o) = Obj::from_raw(item) {
+                    } else if let Some(o) = Obj::from_raw(*item) {
                         // Responses API input items: messages, function_call_output, ...
                         apply_message(&o, &item_at, Side::Request, r);
                     }
@@ -173,7 +172,7 @@ pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side:
     }
     if let Some(calls) = m.get("tool_calls").and_then(array) {
         for (i, c) in calls.iter().enumerate() {
-            if let Some(c) = Obj::from_raw(c) {
+            if let Some(c) = Obj::from_raw(*c) {
                 let f = c.get("function").and_then(Obj::from_raw).unwrap_or_default();
                 push_tool_call(r, c.text(&["id"]), &f, &format!("{at}.tool_calls[{i}].function"));
             }
@@ -188,7 +187,7 @@ pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side:
 }
 
 /// Message content: a string, or an array of parts (`text`, `input_text`, `output_text`, ...).
-fn apply_content(content: &RawValue, at: &str, surface: Surface, r: &mut Record) {
+fn apply_content(content: Raw<'_>, at: &str, surface: Surface, r: &mut Record) {
     match json_type(content) {
         JsonType::String => {
             if let Some(s) = decode_str(content) {
@@ -198,9 +197,9 @@ fn apply_content(content: &RawValue, at: &str, surface: Surface, r: &mut Record)
         JsonType::Array => {
             for (i, part) in array(content).unwrap_or_default().iter().enumerate() {
                 let part_at = format!("{at}[{i}]");
-                if let Some(s) = decode_str(part) {
+                if let Some(s) = decode_str(*part) {
                     push_with_documents(r, surface, part_at, s.into_owned());
-                } else if let Some(p) = Obj::from_raw(part) {
+                } else if let Some(p) = Obj::from_raw(*part) {
                     if let Some(text) = p.text(&["text", "content"]) {
                         push_with_documents(r, surface, path(&part_at, ".text"), text);
                     }
@@ -226,7 +225,7 @@ pub(crate) fn push_tool_call(r: &mut Record, id: Option<String>, f: &Obj<'_>, at
 
 /// A JSON value as text: strings decoded, anything else written compactly, so the same
 /// arguments read the same whether they were logged as a string or as an object.
-pub fn value_text(raw: &RawValue) -> String {
+pub fn value_text(raw: Raw<'_>) -> String {
     match decode_str(raw) {
         Some(s) => s.into_owned(),
         None => compact_json(raw.get()),
@@ -303,7 +302,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
     if let Some(choices) = body.get("choices").and_then(array) {
         for (i, c) in choices.iter().enumerate() {
-            let Some(c) = Obj::from_raw(c) else { continue };
+            let Some(c) = Obj::from_raw(*c) else { continue };
             let at = item_path(origin, ".choices", i);
             for key in ["message", "delta"] {
                 if let Some(m) = c.get(key).and_then(Obj::from_raw) {
@@ -323,7 +322,7 @@ pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
     }
     if let Some(output) = body.get("output").and_then(array) {
         for (i, item) in output.iter().enumerate() {
-            if let Some(o) = Obj::from_raw(item) {
+            if let Some(o) = Obj::from_raw(*item) {
                 apply_message(&o, &format!("{origin}.output[{i}]"), Side::Response, r);
             }
         }
@@ -404,7 +403,7 @@ pub fn filter_results(cf: &Obj<'_>, target: FilterTarget, r: &mut Record) {
 }
 
 /// `custom_blocklists` is `[]`, `[{filtered,id}]`, `{filtered}` or `{filtered, details:[...]}`.
-fn blocklists(value: &RawValue, target: FilterTarget, r: &mut Record) {
+fn blocklists(value: Raw<'_>, target: FilterTarget, r: &mut Record) {
     let items = match json_type(value) {
         JsonType::Array => array(value).unwrap_or_default(),
         JsonType::Object => {

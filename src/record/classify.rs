@@ -125,10 +125,10 @@ fn is_training_dialogue(obj: &Obj<'_>) -> bool {
     let messages = obj.get("messages").and_then(super::json::array).unwrap_or_default();
     let roles: Vec<String> = messages
         .iter()
-        .filter_map(|m| Obj::from_raw(m))
+        .filter_map(|m| Obj::from_raw(*m))
         .map(|m| m.text(&["role"]).unwrap_or_default())
         .collect();
-    let weighted = messages.iter().filter_map(|m| Obj::from_raw(m)).any(|m| m.has("weight"));
+    let weighted = messages.iter().filter_map(|m| Obj::from_raw(*m)).any(|m| m.has("weight"));
     weighted || roles.last().is_some_and(|r| r == "assistant")
 }
 

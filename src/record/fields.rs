@@ -1,9 +1,8 @@
 //! Field conventions shared by several adapters: caller IPs, identity claims, localizable
 //! values, HTTP status names and Log Analytics column suffixes.
 
-use super::json::{decode_str, Nested, Obj};
+use super::json::{decode_str, Nested, Obj, Raw};
 use super::{AuthKind, Caller, Status};
-use serde_json::value::RawValue;
 
 /// Normalizes a logged caller IP: strips ports and brackets, keeps the masked form Azure
 /// OpenAI writes (`81.2.69.***`) and says whether it is masked.
@@ -104,7 +103,7 @@ pub fn apply_principal_type(principal_type: Option<&str>, caller: &mut Caller) {
 }
 
 /// A value that is either a plain string or a localizable `{value, localizedValue}` object.
-pub fn localizable(raw: Option<&RawValue>) -> Option<String> {
+pub fn localizable(raw: Option<Raw<'_>>) -> Option<String> {
     let raw = raw?;
     if let Some(s) = decode_str(raw) {
         let t = s.trim();
@@ -215,7 +214,7 @@ pub fn header(headers: &Nested<'_>, name: &str) -> Option<String> {
     if let Some(obj) = Obj::from_raw(value) {
         return obj.text(&[name]).or_else(|| {
             // Headers with several values arrive as arrays.
-            obj.get(name).and_then(super::json::array).and_then(|a| a.first().and_then(|v| super::json::scalar_text(v)))
+            obj.get(name).and_then(super::json::array).and_then(|a| a.first().and_then(|v| super::json::scalar_text(*v)))
         });
     }
     super::json::array(value)?.into_iter().find_map(|item| {

@@ -5,7 +5,7 @@
 
 use super::chat::{self, Side};
 use super::fields::{la_text, nested};
-use super::json::{array, decode_str, json_type, JsonType, Obj};
+use super::json::{array, decode_str, json_type, JsonType, Obj, Raw};
 use super::llm_join::LlmChunk;
 use super::{parse_resource_id, time, FrameRecords, Record, RecordKind, RecordOrigin, RowRef, SourceFormat};
 use serde_json::value::RawValue;
@@ -46,7 +46,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
         let raw = props.get(name).or_else(|| obj.get(&format!("{name}_s")));
         let Some(raw) = raw else { continue };
         match messages_text(raw) {
-            Messages::Whole(value) => apply_messages(&value, side, name, &mut row),
+            Messages::Whole(value) => apply_messages(Raw::from(&*value), side, name, &mut row),
             Messages::Chunk(text) => chunks.push((side, text)),
             Messages::Empty => {}
         }
@@ -80,7 +80,7 @@ enum Messages {
 
 /// A messages column is a JSON array (dynamic column), a string holding one, or a string
 /// holding a fragment of one (a chunk).
-fn messages_text(raw: &RawValue) -> Messages {
+fn messages_text(raw: Raw<'_>) -> Messages {
     match json_type(raw) {
         JsonType::Array | JsonType::Object => RawValue::from_string(raw.get().to_owned()).map_or(Messages::Empty, Messages::Whole),
         JsonType::String => {
@@ -89,7 +89,7 @@ fn messages_text(raw: &RawValue) -> Messages {
                 return Messages::Empty;
             }
             match serde_json::from_str::<Box<RawValue>>(&s) {
-                Ok(v) if matches!(json_type(&v), JsonType::Array | JsonType::Object) => Messages::Whole(v),
+                Ok(v) if matches!(json_type(Raw::from(&*v)), JsonType::Array | JsonType::Object) => Messages::Whole(v),
                 _ => Messages::Chunk(s.into_owned()),
             }
         }
@@ -106,14 +106,14 @@ fn side_field(side: Side) -> &'static str {
 
 /// Puts an array of `{role, content}` messages (or one message, or a full chat body) on the
 /// record's surfaces.
-pub fn apply_messages(value: &RawValue, side: Side, origin: &str, r: &mut Record) {
+pub fn apply_messages(value: Raw<'_>, side: Side, origin: &str, r: &mut Record) {
     if let Some(items) = array(value) {
         for (i, m) in items.iter().enumerate() {
             let at = format!("{origin}[{i}]");
-            match Obj::from_raw(m) {
+            match Obj::from_raw(*m) {
                 Some(o) => chat::apply_message(&o, &at, side, r),
                 None => {
-                    if let Some(s) = decode_str(m) {
+                    if let Some(s) = decode_str(*m) {
                         chat::push_with_documents(r, default_surface(side), at, s.into_owned());
                     }
                 }

@@ -3,7 +3,8 @@
 //! Azure writes the same field as `resourceId`, `ResourceId` or `resourceid` depending on the
 //! export path, and nests objects either as JSON or as JSON-encoded strings. Building a
 //! `serde_json::Value` for every record would cost 3x the parse time, so an [`Obj`] keeps each
-//! top-level value as a borrowed `&RawValue` and decodes only the fields an adapter asks for.
+//! top-level value as a borrowed [`Raw`] and decodes only the fields an adapter asks for.
+//! serde_json validates each document once; objects and arrays inside it are then only split.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,7 +15,38 @@ use serde_json::value::RawValue;
 /// A JSON object as a list of (key, raw value) pairs, borrowed from the source text.
 #[derive(Debug, Clone, Default)]
 pub struct Obj<'a> {
-    entries: Vec<(Cow<'a, str>, &'a RawValue)>,
+    entries: Vec<(Cow<'a, str>, Raw<'a>)>,
+}
+
+/// The text of one JSON value, borrowed from a document serde_json has validated. Only this
+/// module makes one, from serde's `RawValue` or as a part of another, so the values inside it
+/// can be found without checking, and scanning, every byte again: a request body's messages
+/// used to be validated once per level they are nested in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// Validates `text` as one JSON value.
+    pub fn parse(text: &'a str) -> Result<Raw<'a>, serde_json::Error> {
+        serde_json::from_str::<&RawValue>(text).map(Raw::from)
+    }
+}
+
+impl<'a> From<&'a RawValue> for Raw<'a> {
+    fn from(raw: &'a RawValue) -> Raw<'a> {
+        Raw(raw.get())
+    }
+}
+
+impl fmt::Debug for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Raw({})", self.0)
+    }
 }
 
 /// What a raw JSON value is, judged from its first byte.
@@ -28,7 +60,7 @@ pub enum JsonType {
     Null,
 }
 
-pub fn json_type(raw: &RawValue) -> JsonType {
+pub fn json_type(raw: Raw<'_>) -> JsonType {
     match raw.get().as_bytes().first() {
         Some(b'{') => JsonType::Object,
         Some(b'[') => JsonType::Array,
@@ -74,7 +106,7 @@ impl<'de> Deserialize<'de> for Obj<'de> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some((k, v)) = map.next_entry::<KeyStr<'de>, &'de RawValue>()? {
-                    entries.push((k.0, v));
+                    entries.push((k.0, Raw::from(v)));
                 }
                 Ok(Obj { entries })
             }
@@ -89,10 +121,10 @@ impl<'a> Obj<'a> {
         serde_json::from_str(text)
     }
 
-    /// Parses a raw value that is an object; `None` for any other type.
-    pub fn from_raw(raw: &'a RawValue) -> Option<Obj<'a>> {
+    /// The entries of a raw value that is an object; `None` for any other type.
+    pub fn from_raw(raw: Raw<'a>) -> Option<Obj<'a>> {
         if json_type(raw) == JsonType::Object {
-            Obj::parse(raw.get()).ok()
+            split::object(raw.0).map(|entries| Obj { entries })
         } else {
             None
         }
@@ -106,12 +138,12 @@ impl<'a> Obj<'a> {
         self.entries.iter().map(|(k, _)| k.as_ref())
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Raw<'a>)> {
         self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
     }
 
     /// The value of `key`, compared without regard to ASCII case.
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<Raw<'a>> {
         // An exact match wins over an earlier one that differs in case, which keeps `a`
         // distinct from `A` when a record really has both. One pass: adapters ask for many
         // names a record does not have.
@@ -128,11 +160,11 @@ impl<'a> Obj<'a> {
                 folded = Some(*v);
             }
         }
-        folded.filter(|v| json_type(v) != JsonType::Null)
+        folded.filter(|v| json_type(*v) != JsonType::Null)
     }
 
     /// The first of `keys` that is present and not null.
-    pub fn get_any(&self, keys: &[&str]) -> Option<&'a RawValue> {
+    pub fn get_any(&self, keys: &[&str]) -> Option<Raw<'a>> {
         keys.iter().find_map(|k| self.get(k))
     }
 
@@ -160,7 +192,7 @@ impl<'a> Obj<'a> {
 }
 
 /// Decodes a JSON string literal; `None` if `raw` is not a string.
-pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn decode_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     if json_type(raw) != JsonType::String {
         return None;
     }
@@ -249,7 +281,7 @@ fn unicode_escape(bytes: &[u8], i: usize) -> (char, usize) {
     (char::from_u32(hi).unwrap_or('\u{fffd}'), 4)
 }
 
-pub fn scalar_text(raw: &RawValue) -> Option<String> {
+pub fn scalar_text(raw: Raw<'_>) -> Option<String> {
     let s = match json_type(raw) {
         JsonType::String => decode_str(raw)?.into_owned(),
         JsonType::Number | JsonType::Bool => raw.get().to_owned(),
@@ -265,16 +297,15 @@ pub fn scalar_text(raw: &RawValue) -> Option<String> {
     }
 }
 
-pub fn scalar_f64(raw: &RawValue) -> Option<f64> {
+pub fn scalar_f64(raw: Raw<'_>) -> Option<f64> {
     match json_type(raw) {
         JsonType::Number => raw.get().parse().ok(),
         // Azure writes some numbers as strings ("durationMs": "78") and usage counters as
         // one-element arrays ("promptTokens": [12]).
         JsonType::String => decode_str(raw)?.trim().parse().ok(),
         JsonType::Array => {
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
-            match items.as_slice() {
-                [one] => scalar_f64(one),
+            match array(raw)?.as_slice() {
+                [one] => scalar_f64(*one),
                 _ => None,
             }
         }
@@ -283,7 +314,7 @@ pub fn scalar_f64(raw: &RawValue) -> Option<f64> {
     .filter(|v: &f64| v.is_finite())
 }
 
-pub fn scalar_i64(raw: &RawValue) -> Option<i64> {
+pub fn scalar_i64(raw: Raw<'_>) -> Option<i64> {
     match json_type(raw) {
         JsonType::Number => {
             let s = raw.get();
@@ -299,7 +330,7 @@ pub fn scalar_i64(raw: &RawValue) -> Option<i64> {
     }
 }
 
-pub fn scalar_bool(raw: &RawValue) -> Option<bool> {
+pub fn scalar_bool(raw: Raw<'_>) -> Option<bool> {
     match json_type(raw) {
         JsonType::Bool => Some(raw.get() == "true"),
         JsonType::String => match decode_str(raw)?.trim().to_ascii_lowercase().as_str() {
@@ -317,23 +348,149 @@ pub fn scalar_bool(raw: &RawValue) -> Option<bool> {
 }
 
 /// The elements of a raw JSON array; `None` if `raw` is not an array.
-pub fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
+pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
     if json_type(raw) != JsonType::Array {
         return None;
     }
-    serde_json::from_str(raw.get()).ok()
+    split::array(raw.0)
+}
+
+/// Finding the values inside JSON that serde_json has validated: only where each ends is left
+/// to find, and a string is skipped with memchr to its closing quote. Text that is not valid
+/// JSON gives `None` or some split of it, never a panic.
+mod split {
+    use std::borrow::Cow;
+
+    use super::{read_string, Raw};
+
+    fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
+        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The index after the string whose opening quote is at `i`.
+    fn string_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut j = i + 1;
+        loop {
+            j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+            if b[j] == b'"' {
+                return Some(j + 1);
+            }
+            j += 2;
+        }
+    }
+
+    /// The index after the value that starts at `i`.
+    fn value_end(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string_end(b, i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    match *b.get(j)? {
+                        b'"' => {
+                            j = string_end(b, j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.checked_sub(1)?;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => {
+                let len = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(b.len() - i);
+                Some(i + len)
+            }
+        }
+    }
+
+    /// The value at `i` and the index after the separator that follows it (`close` ends the
+    /// list: then the index is past the text).
+    fn item<'a>(text: &'a str, i: usize, close: u8) -> Option<(Raw<'a>, Option<usize>)> {
+        let b = text.as_bytes();
+        let end = value_end(b, i)?;
+        let raw = Raw(text.get(i..end)?);
+        let next = skip_whitespace(b, end);
+        match *b.get(next)? {
+            b',' => Some((raw, Some(skip_whitespace(b, next + 1)))),
+            c if c == close => Some((raw, None)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn object(text: &str) -> Option<Vec<(Cow<'_, str>, Raw<'_>)>> {
+        let b = text.as_bytes();
+        let mut i = skip_whitespace(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = skip_whitespace(b, i + 1);
+        let mut entries = Vec::with_capacity(16);
+        if b.get(i) == Some(&b'}') {
+            return Some(entries);
+        }
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, i)?;
+            let key = text.get(i + 1..key_end - 1)?;
+            let key = if key.contains('\\') { Cow::Owned(read_string(key, 0).0) } else { Cow::Borrowed(key) };
+            i = skip_whitespace(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let (value, next) = item(text, skip_whitespace(b, i + 1), b'}')?;
+            entries.push((key, value));
+            match next {
+                Some(n) => i = n,
+                None => return Some(entries),
+            }
+        }
+    }
+
+    pub(super) fn array(text: &str) -> Option<Vec<Raw<'_>>> {
+        let b = text.as_bytes();
+        let mut i = skip_whitespace(b, 0);
+        if b.get(i) != Some(&b'[') {
+            return None;
+        }
+        i = skip_whitespace(b, i + 1);
+        let mut items = Vec::new();
+        if b.get(i) == Some(&b']') {
+            return Some(items);
+        }
+        loop {
+            let (value, next) = item(text, i, b']')?;
+            items.push(value);
+            match next {
+                Some(n) => i = n,
+                None => return Some(items),
+            }
+        }
+    }
 }
 
 /// A value that may be nested JSON or a string holding JSON (`properties`, `properties_s`,
 /// `requestBody`, `Claims`...). Owns the decoded text when it had to decode one.
 pub struct Nested<'a> {
-    raw: Option<&'a RawValue>,
+    raw: Option<Raw<'a>>,
     decoded: Option<Box<RawValue>>,
 }
 
 impl<'a> Nested<'a> {
     /// Wraps `raw`; when it is a string that holds a JSON object or array, decodes it.
-    pub fn new(raw: Option<&'a RawValue>) -> Nested<'a> {
+    pub fn new(raw: Option<Raw<'a>>) -> Nested<'a> {
         let decoded = raw.and_then(|r| {
             let s = decode_str(r)?;
             let t = s.trim_start();
@@ -348,9 +505,9 @@ impl<'a> Nested<'a> {
     }
 
     /// The JSON value, decoded from its string form when it was one.
-    pub fn value(&self) -> Option<&RawValue> {
+    pub fn value(&self) -> Option<Raw<'_>> {
         match &self.decoded {
-            Some(d) => Some(d),
+            Some(d) => Some(Raw::from(&**d)),
             None => self.raw,
         }
     }
@@ -424,11 +581,72 @@ mod tests {
         #[test]
         fn decoding_agrees_with_serde_json_on_every_valid_string(s in "\\PC{0,40}|[\"\\\\/\\x00-\\x1f a-z\u{e9}\u{1f600}]{0,40}", forms in proptest::collection::vec(0u8..3, 1..8)) {
             let literal = spell(&s, &forms);
-            let raw: &RawValue = serde_json::from_str(&literal).unwrap();
+            let raw = Raw::parse(&literal).unwrap();
             let by_serde: String = serde_json::from_str(&literal).unwrap();
             let ours = decode_str(raw).unwrap().into_owned();
             proptest::prop_assert_eq!(&ours, &by_serde);
             proptest::prop_assert_eq!(by_serde.as_str(), s.as_str());
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e9f64..1e9).prop_map(serde_json::Value::from),
+            "[\"\\\\/\\x00-\\x1f a-z{}\\[\\],:\u{e9}\u{1f600}]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::vec(("[a-z\"\\\\{}:,]{0,6}", inner), 0..6).prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splitting_a_validated_object_agrees_with_serde_json(v in json_value(), pretty in proptest::bool::ANY) {
+            let doc = serde_json::json!({"outer": v, "list": [v.clone(), 1, "x"]});
+            let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { doc.to_string() };
+            let by_serde = Obj::parse(&text).unwrap();
+            let split = Obj::from_raw(Raw::parse(&text).unwrap()).unwrap();
+            proptest::prop_assert_eq!(format!("{:?}", split.entries), format!("{:?}", by_serde.entries));
+            // Every nested object and array splits as serde_json reads it.
+            let mut stack: Vec<Raw> = split.entries().map(|(_, raw)| raw).collect();
+            while let Some(raw) = stack.pop() {
+                let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+                match json_type(raw) {
+                    JsonType::Object => {
+                        let obj = Obj::from_raw(raw).unwrap();
+                        let keys: Vec<&str> = obj.keys().collect();
+                        let expected: Vec<&String> = value.as_object().unwrap().keys().collect();
+                        proptest::prop_assert_eq!(keys.len(), expected.len());
+                        for (k, raw) in obj.entries() {
+                            proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(raw.get()).unwrap(), &value[k]);
+                            stack.push(raw);
+                        }
+                    }
+                    JsonType::Array => {
+                        let items = array(raw).unwrap();
+                        let expected = value.as_array().unwrap();
+                        proptest::prop_assert_eq!(items.len(), expected.len());
+                        for (raw, e) in items.iter().zip(expected) {
+                            proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(raw.get()).unwrap(), e);
+                            stack.push(*raw);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        #[test]
+        fn splitting_any_text_never_panics(text in "[\\PC\"\\\\{}\\[\\],: ]{0,40}") {
+            let _ = split::object(&text);
+            let _ = split::array(&text);
         }
     }
 

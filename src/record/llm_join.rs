@@ -159,7 +159,7 @@ impl ChunkJoiner {
             Side::Request => "requestMessages(joined)",
             Side::Response => "responseMessages(joined)",
         };
-        super::gateway_llm_log::apply_messages(&value, side, origin, &mut record);
+        super::gateway_llm_log::apply_messages(super::json::Raw::from(&*value), side, origin, &mut record);
         record.record_hash = record_hash(&format!("{}\u{0}{}\u{0}{}", key.0, origin, value.get()));
         Some(record)
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use classify::{classify, ClassifyError};
-use json::{json_type, JsonType, Obj};
+use json::{json_type, JsonType, Obj, Raw};
 
 /// What a record is, independent of how it was exported (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -553,13 +553,13 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: Pa
             Err(e) => {
                 // The plain validator words some errors better ("EOF while parsing an object"
                 // where the visitor says "a value"), and bad lines are rare: ask it.
-                let e = serde_json::from_str::<&serde_json::value::RawValue>(text).err().unwrap_or(e);
+                let e = Raw::parse(text).err().unwrap_or(e);
                 out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) })
             }
         }
         return out;
     }
-    let raw: &serde_json::value::RawValue = match serde_json::from_str(text) {
+    let raw = match Raw::parse(text) {
         Ok(r) => r,
         Err(e) => {
             out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) });
@@ -604,7 +604,7 @@ fn json_error(e: &serde_json::Error, frame_line: u64) -> String {
 
 /// The element list of a `{"records":[...]}` (Event Hubs) or `{"value":[...]}` (ARM list)
 /// wrapper, with the export format the wrapper implies.
-fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<&'a serde_json::value::RawValue>, Option<SourceFormat>)> {
+fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<Raw<'a>>, Option<SourceFormat>)> {
     // A wrapper holds nothing but its list (and, for ARM lists, a `nextLink`).
     let only = |allowed: &[&str]| obj.keys().all(|k| allowed.iter().any(|a| a.eq_ignore_ascii_case(k)));
     if let Some(items) = obj.get("records").and_then(json::array) {
@@ -621,7 +621,7 @@ fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<&'a serde_json::value::RawVal
 }
 
 fn expand(
-    items: Vec<&serde_json::value::RawValue>,
+    items: Vec<Raw<'_>>,
     format: Option<SourceFormat>,
     file: &Arc<str>,
     line: u64,

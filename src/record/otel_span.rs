@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
 use super::json::{
-    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, JsonType, Nested, Obj,
+    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, JsonType, Nested, Obj, Raw,
 };
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, Rejection, SourceFormat, Surface,
@@ -74,11 +74,11 @@ impl Signal {
 /// One record per span or log record of an OTLP batch, each identified by its own text and by
 /// its running position in the batch. That position replaces the batch's own index in a
 /// same-line array: batches are one per line in practice, and a record needs one position.
-fn read_batch(batches: &[&RawValue], signal: Signal, at: &RecordOrigin, out: &mut FrameRecords) {
+fn read_batch(batches: &[Raw<'_>], signal: Signal, at: &RecordOrigin, out: &mut FrameRecords) {
     let (scope_keys, item_key) = signal.keys();
     let mut index: u32 = 0;
     for batch in batches {
-        let Some(batch) = Obj::from_raw(batch) else {
+        let Some(batch) = Obj::from_raw(*batch) else {
             reject(out, None, "resource batch");
             continue;
         };
@@ -146,7 +146,7 @@ fn span(s: &Obj<'_>, resource: &Obj<'_>, at: &RecordOrigin) -> Record {
     apply_status(s, &attrs, &mut r);
     apply_text_attributes(&attrs, "attributes", &mut r);
     for (i, ev) in s.get("events").and_then(array).unwrap_or_default().iter().enumerate() {
-        if let Some(ev) = Obj::from_raw(ev) {
+        if let Some(ev) = Obj::from_raw(*ev) {
             apply_span_event(&ev, i, &mut r);
         }
     }
@@ -170,7 +170,7 @@ fn log_record(l: &Obj<'_>, resource: &Obj<'_>, at: &RecordOrigin) -> Record {
     apply_text_attributes(&attrs, "attributes", &mut r);
     let (Some(event), Some(body)) = (event, l.get("body")) else { return r };
     let body_text = plain_value(body);
-    if let Ok(body) = serde_json::from_str::<&RawValue>(&body_text) {
+    if let Ok(body) = Raw::parse(&body_text) {
         apply_event_payload(&event, body, "body", &mut r);
     }
     r
@@ -213,7 +213,7 @@ fn message_event_role(name: &str) -> Option<&'static str> {
 /// The payload of a message event (a log record's body, or a span event's content):
 /// `{content, role?, tool_calls?}`, or for `gen_ai.choice` `{index, finish_reason, message}`.
 /// Payloads of other events are not read: they need not be GenAI text at all.
-fn apply_event_payload(event: &str, payload: &RawValue, at: &str, r: &mut Record) {
+fn apply_event_payload(event: &str, payload: Raw<'_>, at: &str, r: &mut Record) {
     let Some(role) = message_event_role(event) else {
         match event {
             "gen_ai.content.prompt" => legacy_messages(payload, at, Side::Request, r),
@@ -234,7 +234,7 @@ fn apply_event_payload(event: &str, payload: &RawValue, at: &str, r: &mut Record
     } else if let Some(items) = nested.value().and_then(array) {
         // A body that is the content itself, as a list of parts.
         for (i, p) in items.iter().enumerate() {
-            part(p, surface, &format!("{at}[{i}]"), r);
+            part(*p, surface, &format!("{at}[{i}]"), r);
         }
     } else if let Some(text) = nested.undecodable_text() {
         chat::push_with_documents(r, surface, at.to_owned(), text.into_owned());
@@ -277,15 +277,15 @@ fn apply_text_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
 /// ≥ v1.37 messages: an array (or a JSON string holding one) of `{role, parts, finish_reason?}`.
 /// A string that is not JSON, such as one cut short by an attribute length limit, is read as a
 /// body: the message strings it still holds are recovered.
-fn messages(raw: &RawValue, at: &str, side: Side, r: &mut Record) {
+fn messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, m) in array(v).unwrap_or_default().iter().enumerate() {
                 let m_at = format!("{at}[{i}]");
-                if let Some(m) = Obj::from_raw(m) {
+                if let Some(m) = Obj::from_raw(*m) {
                     message(&m, &m_at, side, r);
-                } else if let Some(text) = decode_str(m) {
+                } else if let Some(text) = decode_str(*m) {
                     chat::push_with_documents(r, side.default_surface(), m_at, text.into_owned());
                 }
             }
@@ -315,13 +315,13 @@ fn message(m: &Obj<'_>, at: &str, side: Side, r: &mut Record) {
     let role = m.text(&["role"]).unwrap_or_default();
     let surface = chat::role_surface(&role).unwrap_or(side.default_surface());
     for (i, p) in parts.iter().enumerate() {
-        part(p, surface, &format!("{at}.parts[{i}]"), r);
+        part(*p, surface, &format!("{at}.parts[{i}]"), r);
     }
 }
 
 /// One message part: `text` (and `reasoning`, or any part with `content`) on the message's
 /// surface, `tool_call` as a tool call, `tool_call_response` as tool output.
-fn part(p: &RawValue, surface: Surface, at: &str, r: &mut Record) {
+fn part(p: Raw<'_>, surface: Surface, at: &str, r: &mut Record) {
     if let Some(s) = decode_str(p) {
         chat::push_with_documents(r, surface, at.to_owned(), s.into_owned());
         return;
@@ -346,12 +346,12 @@ fn part(p: &RawValue, surface: Surface, at: &str, r: &mut Record) {
 }
 
 /// `gen_ai.system_instructions`: an array of parts (or a JSON string holding one), or text.
-fn system_instructions(raw: &RawValue, at: &str, r: &mut Record) {
+fn system_instructions(raw: Raw<'_>, at: &str, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, p) in array(v).unwrap_or_default().iter().enumerate() {
-                part(p, Surface::System, &format!("{at}[{i}]"), r);
+                part(*p, Surface::System, &format!("{at}[{i}]"), r);
             }
         }
         Some((v, JsonType::Object)) => part(v, Surface::System, at, r),
@@ -365,7 +365,7 @@ fn system_instructions(raw: &RawValue, at: &str, r: &mut Record) {
 
 /// ≤ v1.26 `gen_ai.prompt` / `gen_ai.completion`: a string holding JSON messages, a Python
 /// `repr` of them, or plain text.
-fn legacy_messages(raw: &RawValue, at: &str, side: Side, r: &mut Record) {
+fn legacy_messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     if nested.value().is_some_and(holds_messages) {
         messages(raw, at, side, r);
@@ -377,17 +377,17 @@ fn legacy_messages(raw: &RawValue, at: &str, side: Side, r: &mut Record) {
     };
     let from_python = python_literal_json(&text).and_then(|json| RawValue::from_string(json).ok());
     match from_python {
-        Some(json) if holds_messages(&json) => messages(&json, at, side, r),
+        Some(json) if holds_messages(Raw::from(&*json)) => messages(Raw::from(&*json), at, side, r),
         // Plain text, or text that only happens to parse (a completion `['red', 'green']`).
         _ => chat::push_with_documents(r, side.default_surface(), at.to_owned(), text.into_owned()),
     }
 }
 
 /// A message object, or an array with at least one.
-fn holds_messages(v: &RawValue) -> bool {
+fn holds_messages(v: Raw<'_>) -> bool {
     match json_type(v) {
         JsonType::Object => true,
-        JsonType::Array => array(v).unwrap_or_default().iter().any(|m| json_type(m) == JsonType::Object),
+        JsonType::Array => array(v).unwrap_or_default().iter().any(|m| json_type(*m) == JsonType::Object),
         _ => false,
     }
 }
@@ -419,7 +419,7 @@ fn retrieval_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, d) in array(v).unwrap_or_default().iter().enumerate() {
-                document(d, &format!("{at}[{i}]"), r);
+                document(*d, &format!("{at}[{i}]"), r);
             }
         }
         Some((v, JsonType::Object)) => document(v, &at, r),
@@ -433,7 +433,7 @@ fn retrieval_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
 
 /// One retrieved document: a string, or an object whose text is `content` (ids and scores
 /// alone carry no text).
-fn document(d: &RawValue, at: &str, r: &mut Record) {
+fn document(d: Raw<'_>, at: &str, r: &mut Record) {
     if let Some(s) = decode_str(d) {
         r.push_text(Surface::Document, at.to_owned(), s.into_owned(), false);
         return;
@@ -589,7 +589,7 @@ fn log_time(l: &Obj<'_>) -> Option<Timestamp> {
 }
 
 /// OTLP nanoseconds, a string or a number; 0 means unset.
-fn unix_nanos(raw: &RawValue) -> Option<i128> {
+fn unix_nanos(raw: Raw<'_>) -> Option<i128> {
     let text = scalar_text(raw)?;
     let nanos = text.parse::<i128>().ok().or_else(|| {
         let f: f64 = text.parse().ok()?;
@@ -610,7 +610,7 @@ pub(crate) struct Attrs<'a> {
 }
 
 impl<'a> Attrs<'a> {
-    pub(crate) fn new(raw: Option<&'a RawValue>) -> Attrs<'a> {
+    pub(crate) fn new(raw: Option<Raw<'a>>) -> Attrs<'a> {
         let text = match raw.map(|r| (r, json_type(r))) {
             Some((r, JsonType::Object)) => Cow::Borrowed(r.get()),
             Some((r, JsonType::Array)) => {
@@ -627,13 +627,13 @@ impl<'a> Attrs<'a> {
         Obj::parse(&self.text).unwrap_or_default()
     }
 
-    fn raw(&self) -> Option<&RawValue> {
-        serde_json::from_str(&self.text).ok()
+    fn raw(&self) -> Option<Raw<'_>> {
+        Raw::parse(&self.text).ok()
     }
 }
 
 /// A value as plain JSON text: an OTLP `AnyValue` converted, anything else as it is.
-fn plain_value(raw: &RawValue) -> Cow<'_, str> {
+fn plain_value(raw: Raw<'_>) -> Cow<'_, str> {
     match Obj::from_raw(raw) {
         Some(o) if o.keys().count() == 1 && o.keys().all(|k| ANY_VALUE_KEYS.contains(&k)) => {
             let mut out = String::with_capacity(raw.get().len());
@@ -645,11 +645,11 @@ fn plain_value(raw: &RawValue) -> Cow<'_, str> {
 }
 
 /// Writes `[{key, value}]` as a JSON object, keeping the list's order.
-fn write_key_values(items: &[&RawValue], depth: usize, out: &mut String) {
+fn write_key_values(items: &[Raw<'_>], depth: usize, out: &mut String) {
     out.push('{');
     let mut first = true;
     for item in items {
-        let Some(kv) = Obj::from_raw(item) else { continue };
+        let Some(kv) = Obj::from_raw(*item) else { continue };
         let Some(key) = kv.get("key").and_then(decode_str) else { continue };
         if !first {
             out.push(',');
@@ -666,7 +666,7 @@ fn write_key_values(items: &[&RawValue], depth: usize, out: &mut String) {
 }
 
 /// Writes an OTLP `AnyValue` as plain JSON; values nested deeper than [`MAX_DEPTH`] become null.
-fn write_any_value(raw: &RawValue, depth: usize, out: &mut String) {
+fn write_any_value(raw: Raw<'_>, depth: usize, out: &mut String) {
     let Some(v) = Obj::from_raw(raw).filter(|_| depth < MAX_DEPTH) else {
         out.push_str("null");
         return;
@@ -714,7 +714,7 @@ fn write_any_value(raw: &RawValue, depth: usize, out: &mut String) {
 }
 
 /// The `values` of an `arrayValue` or `kvlistValue`.
-fn list_values(holder: &RawValue) -> Vec<&RawValue> {
+fn list_values(holder: Raw<'_>) -> Vec<Raw<'_>> {
     Obj::from_raw(holder).and_then(|o| o.get("values")).and_then(array).unwrap_or_default()
 }
 
@@ -927,7 +927,7 @@ mod tests {
             {"value":{"stringValue":"no key"}},
             7
         ]"#;
-        let raw: &RawValue = serde_json::from_str(list).unwrap();
+        let raw = Raw::parse(list).unwrap();
         let attrs = Attrs::new(Some(raw));
         assert_eq!(
             attrs.text,
@@ -938,7 +938,7 @@ mod tests {
         assert_eq!(o.i64(&["i"]), Some(14));
         assert_eq!(o.bool(&["b"]), Some(true));
         // A plain map (console exporters) is read as it is.
-        let plain: &RawValue = serde_json::from_str(r#"{"gen_ai.usage.input_tokens":3}"#).unwrap();
+        let plain = Raw::parse(r#"{"gen_ai.usage.input_tokens":3}"#).unwrap();
         assert_eq!(Attrs::new(Some(plain)).obj().i64(&["gen_ai.usage.input_tokens"]), Some(3));
         assert!(Attrs::new(None).obj().is_empty());
     }
@@ -949,9 +949,9 @@ mod tests {
         for _ in 0..40 {
             deep = format!(r#"{{"arrayValue":{{"values":[{deep}]}}}}"#);
         }
-        let raw = RawValue::from_string(deep).unwrap();
+        let raw = Raw::parse(&deep).unwrap();
         let mut out = String::new();
-        write_any_value(&raw, 0, &mut out);
+        write_any_value(raw, 0, &mut out);
         assert_eq!(out.matches('[').count(), MAX_DEPTH);
         assert!(out.contains("null") && !out.contains("bottom"));
         assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());

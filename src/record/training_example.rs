@@ -15,7 +15,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
     }
     for key in ["preferred_output", "non_preferred_output"] {
         for (i, m) in obj.get(key).and_then(array).unwrap_or_default().iter().enumerate() {
-            if let Some(m) = Obj::from_raw(m) {
+            if let Some(m) = Obj::from_raw(*m) {
                 chat::apply_message(&m, &format!("{key}[{i}]"), Side::Response, &mut r);
             }
         }
@@ -26,7 +26,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
 
 fn messages(obj: &Obj<'_>, at: &str, r: &mut Record) {
     for (i, m) in obj.get("messages").and_then(array).unwrap_or_default().iter().enumerate() {
-        if let Some(m) = Obj::from_raw(m) {
+        if let Some(m) = Obj::from_raw(*m) {
             chat::apply_message(&m, &format!("{at}[{i}]"), Side::Request, r);
         }
     }
@@ -36,7 +36,7 @@ fn messages(obj: &Obj<'_>, at: &str, r: &mut Record) {
 fn tools(obj: &Obj<'_>, prefix: &str, r: &mut Record) {
     for key in ["tools", "functions"] {
         for (i, t) in obj.get(key).and_then(array).unwrap_or_default().iter().enumerate() {
-            let Some(t) = Obj::from_raw(t) else { continue };
+            let Some(t) = Obj::from_raw(*t) else { continue };
             let f = t.get("function").and_then(Obj::from_raw).unwrap_or(t);
             if let Some(desc) = f.text(&["description"]) {
                 r.push_text(Surface::System, format!("{prefix}{key}[{i}].description"), desc, false);
