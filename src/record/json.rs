@@ -71,13 +71,16 @@ pub fn json_type(raw: Raw<'_>) -> JsonType {
     }
 }
 
-struct KeyStr<'a>(Cow<'a, str>);
+/// A key. `BYTES` reads it as a byte string, for which serde_json accepts a lone surrogate
+/// escape (`\ud800`, which the writer of any key can put there) as replacement characters; as
+/// a string, such a key fails the whole document.
+struct KeyStr<'a, const BYTES: bool>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for KeyStr<'de> {
+impl<'de, const BYTES: bool> Deserialize<'de> for KeyStr<'de, BYTES> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KeyStr<'de>;
+        struct V<const BYTES: bool>;
+        impl<'de, const BYTES: bool> Visitor<'de> for V<BYTES> {
+            type Value = KeyStr<'de, BYTES>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string key")
             }
@@ -90,35 +93,59 @@ impl<'de> Deserialize<'de> for KeyStr<'de> {
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
                 Ok(KeyStr(Cow::Owned(v)))
             }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(KeyStr(match std::str::from_utf8(v) {
+                    Ok(s) => Cow::Borrowed(s),
+                    Err(_) => Cow::Owned(String::from_utf8_lossy(v).into_owned()),
+                }))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Owned(String::from_utf8_lossy(v).into_owned())))
+            }
         }
-        d.deserialize_str(V)
+        if BYTES {
+            d.deserialize_bytes(V::<BYTES>)
+        } else {
+            d.deserialize_str(V::<BYTES>)
+        }
     }
 }
 
-impl<'de> Deserialize<'de> for Obj<'de> {
+/// An object's entries, with keys read as [`KeyStr`] reads them.
+struct Entries<'a, const BYTES: bool>(Vec<(Cow<'a, str>, Raw<'a>)>);
+
+impl<'de, const BYTES: bool> Deserialize<'de> for Entries<'de, BYTES> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Obj<'de>;
+        struct V<const BYTES: bool>;
+        impl<'de, const BYTES: bool> Visitor<'de> for V<BYTES> {
+            type Value = Entries<'de, BYTES>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((k, v)) = map.next_entry::<KeyStr<'de>, &'de RawValue>()? {
+                while let Some((k, v)) = map.next_entry::<KeyStr<'de, BYTES>, &'de RawValue>()? {
                     entries.push((k.0, Raw::from(v)));
                 }
-                Ok(Obj { entries })
+                Ok(Entries(entries))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V::<BYTES>)
     }
 }
 
 impl<'a> Obj<'a> {
     /// Parses `text`, which must be one JSON object.
     pub fn parse(text: &'a str) -> Result<Obj<'a>, serde_json::Error> {
-        serde_json::from_str(text)
+        // Keys are read as strings, which borrows them without checking their UTF-8 again; only
+        // a document that fails is read once more with keys as bytes, so that a lone surrogate
+        // in a key (a message's, a request body's: whoever wrote the JSON chose it) cannot
+        // make a record, or the prompt in it, disappear. Its error is the first one.
+        let entries = match serde_json::from_str::<Entries<false>>(text) {
+            Ok(Entries(entries)) => entries,
+            Err(strict) => serde_json::from_str::<Entries<true>>(text).map_err(|_| strict)?.0,
+        };
+        Ok(Obj { entries })
     }
 
     /// The entries of a raw value that is an object; `None` for any other type.
