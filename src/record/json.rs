@@ -691,6 +691,12 @@ mod tests {
         if let Ok(o) = Obj::parse(r#"{"t":"a\ud800b"}"#) {
             assert_eq!(o.text(&["t"]).as_deref(), Some("a\u{fffd}b"));
         }
+        // In keys too, at the top (serde reads the keys) and below (the splitter does).
+        let o = Obj::parse(r#"{"k\ud800":{"x\udc00y":1,"n":2},"b":3}"#).unwrap();
+        assert_eq!(o.i64(&["b"]), Some(3));
+        let inner = o.entries().next().and_then(|(_, raw)| Obj::from_raw(raw)).unwrap();
+        assert_eq!((inner.keys().next(), inner.i64(&["n"])), (Some("x\u{fffd}y"), Some(2)));
+        assert!(Obj::parse(r#"{"k\ud800":1,"#).is_err(), "a broken document is still refused");
     }
 
     #[test]
