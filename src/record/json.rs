@@ -388,10 +388,14 @@ pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
 mod split {
     use std::borrow::Cow;
 
-    use super::{read_string, Raw};
+    use super::{decode_str, Raw};
+
+    fn is_whitespace(c: &u8) -> bool {
+        matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+    }
 
     fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
-        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+        while b.get(i).is_some_and(is_whitespace) {
             i += 1;
         }
         i
@@ -435,7 +439,7 @@ mod split {
                 }
             }
             _ => {
-                let len = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(b.len() - i);
+                let len = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b']') || is_whitespace(c)).unwrap_or(b.len() - i);
                 Some(i + len)
             }
         }
@@ -471,8 +475,7 @@ mod split {
                 return None;
             }
             let key_end = string_end(b, i)?;
-            let key = text.get(i + 1..key_end - 1)?;
-            let key = if key.contains('\\') { Cow::Owned(read_string(key, 0).0) } else { Cow::Borrowed(key) };
+            let key = decode_str(Raw(text.get(i..key_end)?))?;
             i = skip_whitespace(b, key_end);
             if b.get(i) != Some(&b':') {
                 return None;
