@@ -46,7 +46,8 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
         let raw = props.get(name).or_else(|| obj.get(&format!("{name}_s")));
         let Some(raw) = raw else { continue };
         match messages_text(raw) {
-            Messages::Whole(value) => apply_messages(Raw::from(&*value), side, name, &mut row),
+            Messages::Logged(value) => apply_messages(value, side, name, &mut row),
+            Messages::Decoded(value) => apply_messages(Raw::from(&*value), side, name, &mut row),
             Messages::Chunk(text) => chunks.push((side, text)),
             Messages::Empty => {}
         }
@@ -72,24 +73,27 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
     }
 }
 
-enum Messages {
-    Whole(Box<RawValue>),
+enum Messages<'a> {
+    /// An array or object logged as one (already validated with its record).
+    Logged(Raw<'a>),
+    /// An array or object decoded from the string it was logged as.
+    Decoded(Box<RawValue>),
     Chunk(String),
     Empty,
 }
 
 /// A messages column is a JSON array (dynamic column), a string holding one, or a string
 /// holding a fragment of one (a chunk).
-fn messages_text(raw: Raw<'_>) -> Messages {
+fn messages_text(raw: Raw<'_>) -> Messages<'_> {
     match json_type(raw) {
-        JsonType::Array | JsonType::Object => RawValue::from_string(raw.get().to_owned()).map_or(Messages::Empty, Messages::Whole),
+        JsonType::Array | JsonType::Object => Messages::Logged(raw),
         JsonType::String => {
             let Some(s) = decode_str(raw) else { return Messages::Empty };
             if s.trim().is_empty() {
                 return Messages::Empty;
             }
             match serde_json::from_str::<Box<RawValue>>(&s) {
-                Ok(v) if matches!(json_type(Raw::from(&*v)), JsonType::Array | JsonType::Object) => Messages::Whole(v),
+                Ok(v) if matches!(json_type(Raw::from(&*v)), JsonType::Array | JsonType::Object) => Messages::Decoded(v),
                 _ => Messages::Chunk(s.into_owned()),
             }
         }
