@@ -371,16 +371,12 @@ impl Behavior {
         }
         let split = enough.min(all.len());
         let (front, rest) = all.split_at_mut(split);
-        front.sort_unstable();
-        for &(_, _, i, key, bytes) in front.iter() {
+        for part in [front, rest] {
             if self.bytes <= entities_target {
                 break;
             }
-            self.drop_entry(i, key, bytes);
-        }
-        if self.bytes > entities_target {
-            rest.sort_unstable();
-            for &(_, _, i, key, bytes) in rest.iter() {
+            part.sort_unstable();
+            for &(_, _, i, key, bytes) in part.iter() {
                 if self.bytes <= entities_target {
                     break;
                 }
