@@ -718,19 +718,10 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
 /// `split_whitespace` joined by spaces, in one pass without a list of words.
 fn collapse_whitespace(s: &str) -> String {
     if s.is_ascii() {
-        // A byte at a time: most texts are ASCII.
         let mut out = Vec::with_capacity(s.len());
-        let mut gap = false;
-        for &b in s.as_bytes() {
-            if normalize::is_ascii_char_whitespace(b) {
-                gap = true;
-            } else {
-                if gap && !out.is_empty() {
-                    out.push(b' ');
-                }
-                gap = false;
-                out.push(b);
-            }
+        normalize::fold_ascii_spacing(s.as_bytes(), &normalize::SPACED, &mut out);
+        if out.last() == Some(&b' ') {
+            out.pop();
         }
         return String::from_utf8(out).unwrap_or_default();
     }

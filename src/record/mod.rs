@@ -699,7 +699,12 @@ pub fn record_hash(text: &str) -> String {
 
 /// [`record_hash`] as a number, for keys that never need the hex.
 pub fn record_hash128(text: &str) -> u128 {
-    hash128_mapped(text.as_bytes(), |b| b)
+    bytes_hash128(text.as_bytes())
+}
+
+/// [`record_hash128`] of bytes that need not be text.
+pub fn bytes_hash128(bytes: &[u8]) -> u128 {
+    hash128_mapped(bytes, |b| b)
 }
 
 /// [`record_hash128`] of the text with ASCII letters lower-cased, without copying it: keys
