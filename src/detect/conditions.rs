@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use regex::Regex;
 
 use crate::intel::{Confidence, Intel};
-use crate::record::{FilterTarget, Record};
+use crate::record::{FilterTarget, Record, RecordKind};
 
 /// The record fields a condition may name.
 pub const FIELDS: &[&str] = &[
@@ -56,12 +56,33 @@ pub enum Test {
 pub struct Condition {
     pub field: &'static str,
     pub test: Test,
+    /// For a list test of `kind`, the kinds that are listed, a bit each: most conditions
+    /// test the kind, on every record, and a bit test spares comparing names.
+    listed_kinds: Option<u8>,
 }
 
 impl Condition {
+    pub fn new(field: &'static str, test: Test) -> Condition {
+        let listed_kinds = match &test {
+            Test::AnyOf(list) | Test::NotAnyOf(list) if field == "kind" => Some(
+                RecordKind::ALL
+                    .into_iter()
+                    .filter(|k| list.iter().any(|l| l.eq_ignore_ascii_case(k.as_str())))
+                    .fold(0u8, |bits, k| bits | 1 << k as u8),
+            ),
+            _ => None,
+        };
+        Condition { field, test, listed_kinds }
+    }
+
     /// The first field value that satisfies the condition (its evidence), or `None`. Borrowed
     /// where it can be: conditions are tested on every record and rarely all hold.
     pub fn eval<'r>(&self, r: &'r Record, intel: &Intel) -> Option<Cow<'r, str>> {
+        if let Some(bits) = self.listed_kinds {
+            let listed = bits >> r.kind as u8 & 1 == 1;
+            let holds = listed == matches!(self.test, Test::AnyOf(_));
+            return holds.then_some(Cow::Borrowed(r.kind.as_str()));
+        }
         let values = field_values(r, self.field);
         let first_or_empty = |values: Values<'r>| values.into_iter().next().unwrap_or(Cow::Borrowed(""));
         match &self.test {
@@ -187,5 +208,28 @@ pub fn field_values<'r>(r: &'r Record, field: &str) -> Values<'r> {
             out
         }
         _ => Values::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RecordOrigin, SourceFormat};
+
+    #[test]
+    fn a_kind_list_holds_for_the_kinds_it_names_in_any_case() {
+        let at = RecordOrigin { file: "t".into(), line: 1, index: None, offset: 0 };
+        let intel = Intel::defaults();
+        let lists = [vec!["training_example".to_owned()], vec!["Activity_Log".into(), "GATEWAY_LOG".into()], vec!["no_such_kind".into()], vec![]];
+        for kind in RecordKind::ALL {
+            let record = Record::new(kind, SourceFormat::Storage, &at);
+            for list in &lists {
+                let named = list.iter().any(|l| l.eq_ignore_ascii_case(kind.as_str()));
+                let any_of = Condition::new("kind", Test::AnyOf(list.clone())).eval(&record, &intel);
+                let not_any_of = Condition::new("kind", Test::NotAnyOf(list.clone())).eval(&record, &intel);
+                assert_eq!(any_of.as_deref(), named.then_some(kind.as_str()), "{kind:?} any_of {list:?}");
+                assert_eq!(not_any_of.as_deref(), (!named).then_some(kind.as_str()), "{kind:?} not_any_of {list:?}");
+            }
+        }
     }
 }

@@ -471,7 +471,7 @@ fn compile_condition(c: RawCondition) -> Result<Condition, String> {
         tests.push(Test::InList(list));
     }
     match tests.len() {
-        1 => Ok(Condition { field, test: tests.remove(0) }),
+        1 => Ok(Condition::new(field, tests.remove(0))),
         0 => Err(format!("condition on {field} has no test (any_of, not_any_of, contains, matches, exists, in_list)")),
         _ => Err(format!("condition on {field} has more than one test; use one condition per test")),
     }
