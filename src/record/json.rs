@@ -382,16 +382,19 @@ pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
     split::array(raw.0)
 }
 
+/// The characters JSON allows around values and between tokens.
+pub const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
 /// Finding the values inside JSON that serde_json has validated: only where each ends is left
 /// to find, and a string is skipped with memchr to its closing quote. Text that is not valid
 /// JSON gives `None` or some split of it, never a panic.
 mod split {
     use std::borrow::Cow;
 
-    use super::{decode_str, Raw};
+    use super::{decode_str, Raw, WHITESPACE};
 
     fn is_whitespace(c: &u8) -> bool {
-        matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+        WHITESPACE.contains(&char::from(*c))
     }
 
     fn skip_whitespace(b: &[u8], mut i: usize) -> usize {

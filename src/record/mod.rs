@@ -543,7 +543,7 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: Pa
     // Nearly every frame is one object: parse it straight into an `Obj`, which validates the
     // whole text, instead of validating it as a raw value first and parsing it again (two
     // full passes over every line, an eighth of a scan).
-    let value_text = text.trim_matches([' ', '\t', '\n', '\r']);
+    let value_text = text.trim_matches(json::WHITESPACE);
     if value_text.starts_with('{') {
         match Obj::parse(text) {
             Ok(obj) => match wrapper_items(&obj) {
