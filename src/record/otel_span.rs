@@ -376,8 +376,8 @@ fn legacy_messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
         return;
     };
     let from_python = python_literal_json(&text).and_then(|json| RawValue::from_string(json).ok());
-    match from_python {
-        Some(json) if holds_messages(Raw::from(&*json)) => messages(Raw::from(&*json), at, side, r),
+    match from_python.as_deref().map(Raw::from) {
+        Some(json) if holds_messages(json) => messages(json, at, side, r),
         // Plain text, or text that only happens to parse (a completion `['red', 'green']`).
         _ => chat::push_with_documents(r, side.default_surface(), at.to_owned(), text.into_owned()),
     }
