@@ -179,16 +179,15 @@ impl Engine {
             }
             built => built.flatten(),
         };
-        let by_surface = [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse]
-            .into_iter()
-            .map(|s| {
-                let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect();
-                let plain_needs = ViewNeeds::of(&rules.rules, &wanted, true);
-                let other_needs = ViewNeeds::of(&rules.rules, &wanted, false);
-                let gates = Gate::for_surface(&rules.rules, &wanted);
-                (s, SurfacePlan { rules: wanted, plain_needs, other_needs, gates })
-            })
-            .collect();
+        let mut by_surface: Vec<(Surface, SurfacePlan)> = Vec::new();
+        for s in [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse] {
+            let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect();
+            let plain_needs = ViewNeeds::of(&rules.rules, &wanted, true);
+            let other_needs = ViewNeeds::of(&rules.rules, &wanted, false);
+            let earlier: Vec<&Gate> = by_surface.iter().flat_map(|(_, plan)| &plan.gates).collect();
+            let gates = Gate::for_surface(&rules.rules, &wanted, &earlier);
+            by_surface.push((s, SurfacePlan { rules: wanted, plain_needs, other_needs, gates }));
+        }
         let mut condition_of = vec![None; rules.rules.len()];
         let mut condition_groups: Vec<usize> = Vec::new();
         let mut group_keys: Vec<String> = Vec::new();

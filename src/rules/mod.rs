@@ -189,22 +189,18 @@ pub enum Check {
 /// A rule regex compiled on first use. Compiling the whole pack up front costs more than a
 /// one-line scan should take (startup), and most scans only reach the regexes whose keywords
 /// occur. The syntax is checked when the rule loads; `rules validate` compiles everything.
-#[derive(Debug)]
+/// Clones share one compilation: the pack's rule pairs that differ only in surfaces and
+/// severity, and allow lists repeated across rules, compile once (see `load::share_regexes`).
+#[derive(Debug, Clone)]
 pub struct LazyRegex {
     source: String,
     case_insensitive: bool,
-    compiled: std::sync::OnceLock<Result<Regex, String>>,
-}
-
-impl Clone for LazyRegex {
-    fn clone(&self) -> LazyRegex {
-        LazyRegex::new(self.source.clone(), self.case_insensitive)
-    }
+    compiled: std::sync::Arc<std::sync::OnceLock<Result<Regex, String>>>,
 }
 
 impl LazyRegex {
     pub fn new(source: String, case_insensitive: bool) -> LazyRegex {
-        LazyRegex { source, case_insensitive, compiled: std::sync::OnceLock::new() }
+        LazyRegex { source, case_insensitive, compiled: Default::default() }
     }
 
     /// The compiled regex, or `None` when it is over the size limits (reported once by
@@ -216,6 +212,11 @@ impl LazyRegex {
     /// The pattern as the rule wrote it.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Whether `other` compiles to the same regex.
+    pub fn same_as(&self, other: &LazyRegex) -> bool {
+        self.source == other.source && self.case_insensitive == other.case_insensitive
     }
 
     /// The exact regex text `get` compiles, flags included, for a `RegexSet` that must agree
