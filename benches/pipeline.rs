@@ -91,7 +91,7 @@ fn benches(c: &mut Criterion) {
     let text_bytes: usize = texts.iter().map(|t| t.len()).sum();
     let rules = engine.rules();
     let with_pattern: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some()).collect();
-    let gates = Gate::for_surface(&rules.rules, &with_pattern);
+    let gates = Gate::for_surface(&rules.rules, &with_pattern, &[]);
     let mut g = c.benchmark_group("prefilter");
     g.throughput(Throughput::Bytes(text_bytes as u64));
     g.sample_size(10);

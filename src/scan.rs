@@ -82,7 +82,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
         Some(dir) => crate::intel::Intel::load(dir)?,
         None => crate::intel::Intel::defaults(),
     };
-    let engine = Arc::new(Engine::new(Arc::new(rules), Arc::new(intel)));
+    let engine = Arc::new(Engine::new(Arc::new(rules), Arc::new(intel)).expecting_input(crate::input::expected_bytes(&config.sources)));
     let ctx = AlertContext { created: now.to_string(), no_redact: args.no_redact, service_source: args.service_source.clone() };
     let suppressions = match &args.suppress {
         Some(p) => {

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 
 use crate::intel::{Confidence, Intel};
 use crate::record::{FilterTarget, Record, RecordKind};
@@ -94,7 +94,7 @@ impl Condition {
             }
             Test::AnyOf(list) => values.into_iter().find(|v| list.iter().any(|l| l.eq_ignore_ascii_case(v))),
             Test::Contains(list) => values.into_iter().find(|v| list.iter().any(|l| contains_ignore_ascii_case(v, l))),
-            Test::Matches(re) => values.into_iter().find(|v| re.is_match(v)),
+            Test::Matches(re) => values.into_iter().find(|v| re.is_match(v.as_ref() as &str)),
             Test::InList(list) => values.into_iter().find_map(|v| {
                 intel.lookup(list, &v).map(|c| match c {
                     Confidence::Exact => v,

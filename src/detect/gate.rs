@@ -130,7 +130,7 @@ mod tests {
             for text in texts {
                 let Some(found) = gate.matches(&rules.rules, text) else { panic!("the pack's gate builds") };
                 for (pos, &i) in gate.members.iter().enumerate() {
-                    let own = rules.rules[i].pattern.as_ref().and_then(|p| p.get()).is_some_and(|re| re.is_match(text));
+                    let own = rules.rules[i].pattern.as_ref().and_then(|p| p.full()).is_some_and(|re| re.is_match(text));
                     assert_eq!(found.matched(pos), own, "rule {} on {text:?}", rules.rules[i].id);
                 }
             }
@@ -155,7 +155,7 @@ mod tests {
         let found = b.matches(&rules.rules, text).unwrap();
         assert!((0..b.members.len()).any(|pos| found.matched(pos)));
         for (pos, &i) in b.members.iter().enumerate() {
-            let own = rules.rules[i].pattern.as_ref().and_then(|p| p.get()).is_some_and(|re| re.is_match(text));
+            let own = rules.rules[i].pattern.as_ref().and_then(|p| p.full()).is_some_and(|re| re.is_match(text));
             assert_eq!(found.matched(pos), own, "rule {}", rules.rules[i].id);
         }
     }

@@ -105,6 +105,22 @@ fn display(path: &Path) -> Arc<str> {
     Arc::from(path.to_string_lossy().as_ref())
 }
 
+/// About how many bytes reading `sources` will give, for choices that pay off only on small
+/// inputs; `None` when one is standard input. A `.gz` file counts ten times its size, about
+/// what JSON logs compress by; resumed files count what is left.
+pub fn expected_bytes(sources: &[InputSource]) -> Option<u64> {
+    let mut total = 0u64;
+    for source in sources {
+        let Location::File(path) = &source.location else { return None };
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        // The resume offset counts bytes of the decompressed stream.
+        let readable = if gz { size.saturating_mul(10) } else { size };
+        total = total.saturating_add(readable.saturating_sub(source.resume.map_or(0, |(offset, _)| offset)));
+    }
+    Some(total)
+}
+
 /// Opens an input for reading, decompressing it when it starts with the gzip magic bytes.
 pub fn open(source: &InputSource) -> io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match &source.location {
@@ -179,5 +195,24 @@ impl Read for WatchedFile {
             )));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_bytes_counts_what_is_left_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, gz) = (dir.path().join("a.jsonl"), dir.path().join("b.json.GZ"));
+        std::fs::write(&plain, vec![b'x'; 1000]).unwrap();
+        std::fs::write(&gz, vec![b'x'; 100]).unwrap();
+        let source = |path: &Path, resume| InputSource { display: display(path), location: Location::File(path.to_owned()), resume };
+        assert_eq!(expected_bytes(&[source(&plain, None), source(&gz, None)]), Some(2000), "gzip counts ten times its size");
+        assert_eq!(expected_bytes(&[source(&plain, Some((600, 3)))]), Some(400), "a resumed file counts what is left");
+        assert_eq!(expected_bytes(&[source(&plain, Some((5000, 3)))]), Some(0));
+        let stdin = InputSource { display: Arc::from("-"), location: Location::Stdin, resume: None };
+        assert_eq!(expected_bytes(&[source(&plain, None), stdin]), None, "standard input: unknown");
     }
 }

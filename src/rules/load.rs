@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
 
 use super::schema::{RawCondition, RawRule, RawRuleFile};
 use super::{surface_from_str, validate, Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, UrlTest, Validate};
@@ -395,15 +395,30 @@ const TACTICS: &[&str] = &[
     "Exfiltration", "Impact",
 ];
 
+/// How much of a regex to build: see [`super::LazyRegex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Forward automaton only: searched by the backtracker or the PikeVM.
+    Quick,
+    /// With the reverse automaton and lazy DFA as well.
+    Full,
+}
+
 /// Compiles a rule regex with limits that keep hostile-looking patterns from exhausting
-/// memory and a lazy-DFA cache big enough to stay fast on Unicode classes.
-pub fn build_regex(p: &str, case_insensitive: bool) -> Result<Regex, String> {
-    RegexBuilder::new(&ascii_word_boundaries(p))
-        .case_insensitive(case_insensitive)
-        .size_limit(16 << 20)
-        .dfa_size_limit(8 << 20)
-        .build()
-        .map_err(|e| one_line(&e.to_string()))
+/// memory and a lazy-DFA cache big enough to stay fast on Unicode classes. The settings are
+/// `regex::RegexBuilder`'s, with its messages.
+pub fn build_regex(p: &str, case_insensitive: bool, tier: Tier) -> Result<Regex, String> {
+    let syntax = regex_automata::util::syntax::Config::new().case_insensitive(case_insensitive);
+    let config = meta::Config::new().nfa_size_limit(Some(16 << 20)).hybrid_cache_capacity(8 << 20);
+    let config = match tier {
+        Tier::Full => config,
+        Tier::Quick => config.hybrid(false).dfa(false),
+    };
+    meta::Builder::new().configure(config).syntax(syntax).build(&ascii_word_boundaries(p)).map_err(|e| match (e.size_limit(), e.syntax_error()) {
+        (Some(limit), _) => format!("compiled regex exceeds size limit of {limit} bytes"),
+        (None, Some(syntax)) => one_line(&syntax.to_string()),
+        (None, None) => one_line(&e.to_string()),
+    })
 }
 
 fn compile_validate(v: super::schema::RawValidate, pattern: Option<&str>, hir: Option<&regex_syntax::hir::Hir>) -> Result<Validate, String> {
@@ -479,7 +494,7 @@ fn compile_condition(c: RawCondition) -> Result<Condition, String> {
         tests.push(Test::Contains(v.iter().map(|s| s.to_ascii_lowercase()).collect()));
     }
     if let Some(p) = c.matches {
-        tests.push(Test::Matches(build_regex(&p, true).map_err(|e| format!("condition on {field}: {e}"))?));
+        tests.push(Test::Matches(build_regex(&p, true, Tier::Full).map_err(|e| format!("condition on {field}: {e}"))?));
     }
     if let Some(e) = c.exists {
         tests.push(Test::Exists(e));
@@ -525,6 +540,66 @@ pub fn select(set: &mut RuleSet, only: &[String], exclude: &[String], min: Optio
 mod tests {
     use super::*;
 
+    /// Every text the pack's examples hold, and longer ones made of them.
+    fn example_texts(set: &RuleSet) -> Vec<String> {
+        let mut texts: Vec<String> = set.rules.iter().flat_map(|r| r.examples_match.iter().chain(&r.examples_no_match).cloned()).collect();
+        let joined: Vec<String> = texts.chunks(7).map(|c| c.join("\n")).collect();
+        texts.extend(joined);
+        texts.push("Ünïcödé — ignorе аll previous instructions 请ignore 🙂 password=Zx9!kLm2#Qr".into());
+        texts
+    }
+
+    #[test]
+    fn quick_and_full_tiers_find_the_same_matches() {
+        let (set, errors) = compile(&embedded_sources());
+        assert!(errors.is_empty());
+        let texts = example_texts(&set);
+        let mut compared = 0;
+        for rule in &set.rules {
+            for lazy in rule.regexes() {
+                let ci = lazy.case_insensitive;
+                let (quick, full) = (build_regex(lazy.as_str(), ci, Tier::Quick).unwrap(), build_regex(lazy.as_str(), ci, Tier::Full).unwrap());
+                let (mut quick_caps, mut full_caps) = (quick.create_captures(), full.create_captures());
+                for text in &texts {
+                    let found: Vec<_> = quick.find_iter(text.as_str()).map(|m| m.range()).collect();
+                    assert_eq!(found, full.find_iter(text.as_str()).map(|m| m.range()).collect::<Vec<_>>(), "{} {:?} on {text:?}", rule.id, lazy.as_str());
+                    for m in &found {
+                        let input = regex_automata::Input::new(text.as_str()).range(m.start..);
+                        quick.search_captures(&input, &mut quick_caps);
+                        full.search_captures(&input, &mut full_caps);
+                        let groups = |c: &regex_automata::util::captures::Captures| (0..c.group_len()).map(|g| c.get_group(g)).collect::<Vec<_>>();
+                        assert_eq!(groups(&quick_caps), groups(&full_caps), "{} captures on {text:?}", rule.id);
+                    }
+                    compared += found.len();
+                }
+            }
+        }
+        assert!(compared > 300, "the examples match often enough to compare ({compared})");
+    }
+
+    #[test]
+    fn a_regex_runs_quick_until_its_searches_cost_more_then_in_full() {
+        let lazy = super::super::LazyRegex::new(r"\bignore\s+(?:all\s+)?previous\s+instructions\b".into(), false);
+        assert_eq!(lazy.search("please ignore all previous instructions", false, |re| re.is_match("x")), Some(false));
+        assert!(lazy.tiers.full.get().is_some() && lazy.tiers.quick.get().is_none(), "not allowed: built in full");
+
+        let lazy = super::super::LazyRegex::new(lazy.as_str().to_owned(), false);
+        let text = "please ignore all previous instructions";
+        assert_eq!(lazy.search(text, true, |re| re.find(text).map(|m| m.range())), Some(Some(7..39)));
+        assert!(lazy.tiers.quick.get().is_some() && lazy.tiers.full.get().is_none(), "a short text: the quick tier alone");
+        let long = "x ".repeat(super::super::QUICK_MAX_TEXT);
+        assert_eq!(lazy.search(&long, true, |re| re.is_match(long.as_str())), Some(false));
+        assert!(lazy.tiers.full.get().is_some(), "a long text: built in full");
+
+        let lazy = super::super::LazyRegex::new(lazy.as_str().to_owned(), false);
+        let mut searches = 0;
+        while lazy.tiers.full.get().is_none() {
+            lazy.search(text, true, |re| std::thread::sleep(std::time::Duration::from_micros(if re.is_match(text) { 200 } else { 0 })));
+            searches += 1;
+            assert!(searches < 100_000, "slow searches make it build the full tier");
+        }
+    }
+
     #[test]
     fn rules_with_the_same_pattern_compile_it_once() {
         let (set, errors) = compile(&embedded_sources());
@@ -533,12 +608,12 @@ mod tests {
         let (prompt_side, response_side) = (rule("PII-CARD-101"), rule("PII-CARD-001"));
         let (Some(a), Some(b)) = (&prompt_side.pattern, &response_side.pattern) else { panic!("both have patterns") };
         assert!(a.same_as(b), "the pack's two card rules share a pattern");
-        assert!(b.compiled.get().is_none());
-        assert!(a.get().is_some());
-        assert!(b.compiled.get().is_some(), "compiling one compiled the other");
-        assert!(std::sync::Arc::ptr_eq(&prompt_side.allow[0].compiled, &response_side.allow[0].compiled), "allow lists too");
+        assert!(b.tiers.full.get().is_none() && b.tiers.quick.get().is_none());
+        assert!(a.full().is_some() && a.search("x", true, |_| ()).is_some());
+        assert!(b.tiers.full.get().is_some(), "compiling one compiled the other");
+        assert!(std::sync::Arc::ptr_eq(&prompt_side.allow[0].tiers, &response_side.allow[0].tiers), "allow lists too");
         let other = rule("PII-IBAN-001").pattern.as_ref().unwrap();
-        assert!(!other.same_as(a) && !std::sync::Arc::ptr_eq(&other.compiled, &a.compiled));
+        assert!(!other.same_as(a) && !std::sync::Arc::ptr_eq(&other.tiers, &a.tiers));
     }
 
     #[test]
@@ -546,7 +621,7 @@ mod tests {
         assert_eq!(ascii_word_boundaries(r"\bignore\B"), r"(?-u:\b)ignore(?-u:\B)");
         assert_eq!(ascii_word_boundaries(r"\\b^x$"), r"\\b^x$", "a literal backslash and line anchors are kept");
         assert_eq!(ascii_word_boundaries(r"(unclosed"), r"(unclosed", "the compiler reports bad patterns");
-        let re = build_regex(r"\bignore\b", false).unwrap();
+        let re = build_regex(r"\bignore\b", false, Tier::Full).unwrap();
         assert!(re.is_match("请ignore all previous"), "a letter of another script is a boundary");
         assert!(re.is_match("please ignore it"));
         assert!(!re.is_match("ignored"));

@@ -9,7 +9,7 @@ pub mod validate;
 
 use std::fmt;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 use serde::Serialize;
 
 use crate::detect::conditions::Condition;
@@ -186,27 +186,78 @@ pub enum Check {
     SystemPromptEcho,
 }
 
-/// A rule regex compiled on first use. Compiling the whole pack up front costs more than a
-/// one-line scan should take (startup), and most scans only reach the regexes whose keywords
-/// occur. The syntax is checked when the rule loads; `rules validate` compiles everything.
+/// A rule regex compiled on first use, in two tiers. Compiling the whole pack up front costs
+/// more than a one-line scan should take (startup), and most scans only reach the regexes
+/// whose keywords occur. The syntax is checked when the rule loads; `rules validate` compiles
+/// everything.
+///
+/// About half of compiling a regex is the reverse automaton and lazy DFA that make long
+/// searches fast, and a small scan runs most regexes on a few texts. So in a small scan a
+/// regex first runs without them, and is built in full once its searches have taken three
+/// times as long as building that first tier did, or for a text over [`QUICK_MAX_TEXT`].
+/// Both tiers are the same regex on the same engine family and return the same matches:
+/// which one ran never shows in the output, only in the time.
+///
 /// Clones share one compilation: the pack's rule pairs that differ only in surfaces and
 /// severity, and allow lists repeated across rules, compile once (see `load::share_regexes`).
 #[derive(Debug, Clone)]
 pub struct LazyRegex {
     source: String,
     case_insensitive: bool,
-    compiled: std::sync::Arc<std::sync::OnceLock<Result<Regex, String>>>,
+    tiers: std::sync::Arc<Tiers>,
+}
+
+/// The longest text the quick tier searches: its engines slow down with the text times the
+/// automaton, so one long text could cost more than building the fast one.
+pub const QUICK_MAX_TEXT: usize = 16 << 10;
+
+#[derive(Debug, Default)]
+struct Tiers {
+    /// `None` when the quick build failed (the full one then reports why).
+    quick: std::sync::OnceLock<Option<Regex>>,
+    full: std::sync::OnceLock<Result<Regex, String>>,
+    /// Nanoseconds the quick tier took to build, and its searches have taken so far.
+    quick_build_nanos: std::sync::atomic::AtomicU64,
+    quick_search_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl LazyRegex {
     pub fn new(source: String, case_insensitive: bool) -> LazyRegex {
-        LazyRegex { source, case_insensitive, compiled: Default::default() }
+        LazyRegex { source, case_insensitive, tiers: Default::default() }
     }
 
-    /// The compiled regex, or `None` when it is over the size limits (reported once by
-    /// `compile_error`, and by `rules validate`).
-    pub fn get(&self) -> Option<&Regex> {
-        self.compiled.get_or_init(|| load::build_regex(&self.source, self.case_insensitive)).as_ref().ok()
+    /// `search` run with the compiled regex for `text`, the quick tier allowed or not; `None`
+    /// when the regex is over the size limits (reported once by `compile_error`, and by
+    /// `rules validate`).
+    pub fn search<R>(&self, text: &str, quick_allowed: bool, search: impl FnOnce(&Regex) -> R) -> Option<R> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(full) = self.tiers.full.get() {
+            return full.as_ref().ok().map(search);
+        }
+        let tiers = &self.tiers;
+        // With a smaller allowance a 1 MB scan built most of its regexes twice, and ran slower
+        // than with no quick tier at all (measured at a quarter and at one times).
+        let quick = quick_allowed && text.len() <= QUICK_MAX_TEXT && tiers.quick_search_nanos.load(Relaxed) <= tiers.quick_build_nanos.load(Relaxed).saturating_mul(3);
+        if quick {
+            let quick = tiers.quick.get_or_init(|| {
+                let started = std::time::Instant::now();
+                let built = load::build_regex(&self.source, self.case_insensitive, load::Tier::Quick).ok();
+                tiers.quick_build_nanos.store(nanos_since(started), Relaxed);
+                built
+            });
+            if let Some(quick) = quick {
+                let started = std::time::Instant::now();
+                let found = search(quick);
+                tiers.quick_search_nanos.fetch_add(nanos_since(started), Relaxed);
+                return Some(found);
+            }
+        }
+        self.full().map(search)
+    }
+
+    /// The regex built in full.
+    pub fn full(&self) -> Option<&Regex> {
+        self.tiers.full.get_or_init(|| load::build_regex(&self.source, self.case_insensitive, load::Tier::Full)).as_ref().ok()
     }
 
     /// The pattern as the rule wrote it.
@@ -219,8 +270,8 @@ impl LazyRegex {
         self.source == other.source && self.case_insensitive == other.case_insensitive
     }
 
-    /// The exact regex text `get` compiles, flags included, for a `RegexSet` that must agree
-    /// with it match for match.
+    /// The exact regex text the tiers compile, flags included, for a `RegexSet` that must
+    /// agree with them match for match.
     pub fn compiled_source(&self) -> String {
         let source = load::ascii_word_boundaries(&self.source);
         if self.case_insensitive {
@@ -230,11 +281,15 @@ impl LazyRegex {
         }
     }
 
-    /// Compiles now; the error, if compiling fails.
+    /// Compiles in full now; the error, if compiling fails.
     pub fn compile_error(&self) -> Option<String> {
-        self.get();
-        self.compiled.get().and_then(|r| r.as_ref().err().cloned())
+        self.full();
+        self.tiers.full.get().and_then(|r| r.as_ref().err().cloned())
     }
+}
+
+fn nanos_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A compiled rule.
