@@ -52,6 +52,11 @@ run "aihunt scan -j2 -f ndjson"        "$BIN" scan -q -j 2 -f ndjson --fail-on n
 run "rg -c -F -i -f KEYWORDS"          rg -c -F -i -f "$WORK/keywords.txt" "$CORPUS"
 run "jq -c ."                          jq -c . "$CORPUS"
 run "aihunt scan (one line, startup)"  "$BIN" scan -q --fail-on never fixtures/samples/insights-logs-audit
+# A record with prompt text also pays for compiling the regexes its keywords reach: this one
+# (a chat with a shell tool call) reaches nine. The README's sample scan is the second row.
+grep -m1 'install.sh' fixtures/detections/content/chat-dumps.jsonl > "$WORK/one-chat.jsonl"
+run "aihunt scan (one chat record, startup)" "$BIN" scan -q --fail-on never "$WORK/one-chat.jsonl"
+run "aihunt scan fixtures/samples (startup)" "$BIN" scan -q --fail-on never fixtures/samples
 # Reading, parsing, normalizing and the behavioural detectors, without the text rules: what
 # the text detectors add is the difference from the -j1 line.
 run "aihunt scan -j1, behaviour rules only" "$BIN" scan -q -j 1 -f ndjson --fail-on never --no-default-rules --rules rules/behavior.toml "$CORPUS"

@@ -67,7 +67,11 @@ pub struct Finding {
 pub struct Engine {
     rules: Arc<RuleSet>,
     intel: Arc<Intel>,
-    prefilter: Option<AhoCorasick>,
+    /// The keyword automaton over `keywords`, built on first use (a scan of records without
+    /// text never needs one) and of the kind the input size calls for; `None` when the pack
+    /// is too large for any, and then every keyword rule runs.
+    prefilter: std::sync::OnceLock<Option<AhoCorasick>>,
+    keywords: Vec<String>,
     /// Keyword pattern id → rules that list the keyword.
     keyword_rules: Vec<Vec<usize>>,
     /// Pattern rules without keywords.
@@ -81,15 +85,17 @@ pub struct Engine {
     condition_of: Vec<Option<usize>>,
     /// A rule of each condition group, whose conditions stand for the group's.
     condition_groups: Vec<usize>,
-    /// Whether regexes may run in their quick tier first (see `LazyRegex`): only when the
-    /// input is small, where most are built for a few texts.
-    quick_regexes: bool,
+    /// Whether the input is small (or of unknown size): then regexes run in their quick tier
+    /// first (see `LazyRegex`), and the keyword automaton is the one quicker to build than
+    /// to search with. Neither changes a result.
+    small_input: bool,
 }
 
-/// The largest input whose regexes start in their quick tier. In a larger one nearly every
+/// The largest input [`Engine::expecting_input`] calls small. In a larger one nearly every
 /// regex a scan reaches is built in full soon, and the quick build was wasted: on a 20 MB
-/// corpus that cost 10% more time; on 1 MB, quick tiers are as fast.
-pub const QUICK_REGEX_INPUT: u64 = 2 << 20;
+/// corpus that cost 10% more time; on 1 MB, quick tiers are as fast. The keyword DFA takes
+/// 3 ms longer to build than the NFA and earns that back over about 4 MB of text.
+pub const SMALL_INPUT: u64 = 2 << 20;
 
 /// The pattern rules that read one surface, and the views they need of plain and of other
 /// text, worked out once: until a rule matches on a record's surface, every span of that
@@ -170,23 +176,6 @@ impl Engine {
                 }
             }
         }
-        // Standard match kind + overlapping search: every keyword occurrence counts, even
-        // inside a longer keyword. A DFA takes one table lookup per byte where the NFA follows
-        // failure links (a third less prefilter time on the benchmark corpus); a pack too large
-        // for a DFA gets the NFA, and one too large for either runs its keyword rules always.
-        let prefilter = (!keywords.is_empty()).then(|| {
-            let build = |kind| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&keywords);
-            build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok()
-        });
-        let prefilter = match prefilter {
-            Some(None) => {
-                always.extend(keyword_rules.iter().flatten().copied());
-                always.sort_unstable();
-                always.dedup();
-                None
-            }
-            built => built.flatten(),
-        };
         let mut by_surface: Vec<(Surface, SurfacePlan)> = Vec::new();
         for s in [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse] {
             let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect();
@@ -210,14 +199,42 @@ impl Engine {
                 condition_groups.len() - 1
             }));
         }
-        Engine { rules, intel, prefilter, keyword_rules, always, field_rules, by_surface, condition_of, condition_groups, quick_regexes: true }
+        Engine {
+            rules,
+            intel,
+            prefilter: std::sync::OnceLock::new(),
+            keywords,
+            keyword_rules,
+            always,
+            field_rules,
+            by_surface,
+            condition_of,
+            condition_groups,
+            small_input: true,
+        }
     }
 
     /// Tells the engine about how many bytes it will read (`None`: unknown, as from standard
-    /// input), so that it starts regexes in their quick tier only for a small input.
+    /// input), to build what a small input needs quickly rather than what a large one needs
+    /// to run fast.
     pub fn expecting_input(mut self, bytes: Option<u64>) -> Engine {
-        self.quick_regexes = bytes.is_none_or(|b| b <= QUICK_REGEX_INPUT);
+        self.small_input = bytes.is_none_or(|b| b <= SMALL_INPUT);
         self
+    }
+
+    fn prefilter(&self) -> Option<&AhoCorasick> {
+        self.prefilter
+            .get_or_init(|| {
+                // Standard match kind + overlapping search: every keyword occurrence counts,
+                // even inside a longer keyword. A DFA takes one table lookup per byte where the
+                // NFA follows failure links (a third less prefilter time on the benchmark
+                // corpus), but takes four times as long to build. A pack too large for a DFA
+                // gets the NFA.
+                let build = |kind| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&self.keywords);
+                let first = if self.small_input { AhoCorasickKind::ContiguousNFA } else { AhoCorasickKind::DFA };
+                build(Some(first)).or_else(|_| build(None)).ok()
+            })
+            .as_ref()
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -402,11 +419,16 @@ impl Engine {
     /// rules that have none: the keyword prefilter alone, as the engine runs it on each view.
     pub fn prefilter_hits(&self, text: &str, hit: &mut [bool]) {
         hit.iter_mut().for_each(|h| *h = false);
-        if let Some(ac) = &self.prefilter {
-            for m in ac.find_overlapping_iter(text) {
-                for &r in &self.keyword_rules[m.pattern().as_usize()] {
-                    hit[r] = true;
+        if !self.keywords.is_empty() {
+            match self.prefilter() {
+                Some(ac) => {
+                    for m in ac.find_overlapping_iter(text) {
+                        for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                            hit[r] = true;
+                        }
+                    }
                 }
+                None => self.keyword_rules.iter().flatten().for_each(|&r| hit[r] = true),
             }
         }
         for &i in &self.always {
@@ -418,7 +440,7 @@ impl Engine {
     /// validators, as a byte range of `text` (the validated group when the rule names one).
     /// With `min_matches`, that many distinct valid values must be present.
     fn find_valid(&self, rule: &Rule, text: &str) -> Option<Range<usize>> {
-        rule.pattern.as_ref()?.search(text, self.quick_regexes, |re| self.find_valid_with(re, rule, text)).flatten()
+        rule.pattern.as_ref()?.search(text, self.small_input, |re| self.find_valid_with(re, rule, text)).flatten()
     }
 
     fn find_valid_with(&self, re: &regex_automata::meta::Regex, rule: &Rule, text: &str) -> Option<Range<usize>> {
@@ -449,7 +471,7 @@ impl Engine {
             let whole = &text[whole_match.range()];
             // An allow pattern over the size limits (which `rules validate` reports) clears
             // nothing: a false positive costs less than a hidden match.
-            if rule.allow.iter().any(|a| a.search(whole, self.quick_regexes, |re| re.is_match(whole)).unwrap_or(false)) {
+            if rule.allow.iter().any(|a| a.search(whole, self.small_input, |re| re.is_match(whole)).unwrap_or(false)) {
                 continue;
             }
             let value = &text[m.clone()];
@@ -796,11 +818,28 @@ mod tests {
     }
 
     #[test]
-    fn regexes_start_quick_only_for_a_small_or_unknown_input() {
-        assert!(engine().quick_regexes, "by default");
-        assert!(engine().expecting_input(Some(QUICK_REGEX_INPUT)).quick_regexes);
-        assert!(engine().expecting_input(None).quick_regexes, "standard input");
-        assert!(!engine().expecting_input(Some(QUICK_REGEX_INPUT + 1)).quick_regexes);
+    fn an_input_is_small_up_to_two_mib_or_when_its_size_is_unknown() {
+        assert!(engine().small_input, "by default");
+        assert!(engine().expecting_input(Some(SMALL_INPUT)).small_input);
+        assert!(engine().expecting_input(None).small_input, "standard input");
+        assert!(!engine().expecting_input(Some(SMALL_INPUT + 1)).small_input);
+    }
+
+    #[test]
+    fn the_keyword_automata_for_small_and_large_inputs_hit_the_same_rules() {
+        let (small, large) = (engine(), engine().expecting_input(Some(SMALL_INPUT + 1)));
+        let texts: Vec<String> = small.rules.rules.iter().flat_map(|r| r.examples_match.iter().chain(&r.examples_no_match).cloned()).chain(sample_lines()).collect();
+        let (mut a, mut b) = (vec![false; small.rules.rules.len()], vec![false; small.rules.rules.len()]);
+        let mut hits = 0;
+        for text in &texts {
+            small.prefilter_hits(text, &mut a);
+            large.prefilter_hits(text, &mut b);
+            assert_eq!(a, b, "on {text:?}");
+            hits += a.iter().filter(|h| **h).count() - small.always.len();
+        }
+        assert!(hits > texts.len(), "keywords hit ({hits} in {} texts)", texts.len());
+        let kind = |e: &Engine| e.prefilter().map(|ac| ac.kind());
+        assert_eq!((kind(&small), kind(&large)), (Some(AhoCorasickKind::ContiguousNFA), Some(AhoCorasickKind::DFA)));
     }
 
     /// Every line of the uncompressed sample exports.
