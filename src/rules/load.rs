@@ -89,8 +89,10 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
     let mut errors = Vec::new();
     let mut thresholds: BTreeMap<Threat, f64> = BTreeMap::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for src in sources {
-        let file: RawRuleFile = match toml::from_str(&src.text) {
+    let files: Vec<Result<RawRuleFile, toml::de::Error>> = sources.iter().map(|src| toml::from_str(&src.text)).collect();
+    let mut parsed = Parsed::expecting(files.iter().flatten().flat_map(|f| &f.rule));
+    for (src, file) in sources.iter().zip(files) {
+        let file = match file {
             Ok(f) => f,
             Err(e) => {
                 errors.push(RuleError { file: src.name.clone(), rule_id: None, reason: one_line(&e.to_string()) });
@@ -125,7 +127,7 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
         }
         for raw in file.rule {
             let id = raw.id.clone();
-            match compile_rule(raw, &src.name) {
+            match compile_rule(raw, &src.name, &mut parsed) {
                 Ok(rule) => {
                     if let Some(first) = seen.get(&rule.id) {
                         errors.push(RuleError {
@@ -223,7 +225,50 @@ fn one_line(s: &str) -> String {
     s.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
 }
 
-fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
+/// Patterns parsed while loading that a later rule repeats, by text: the pack repeats 36 of
+/// its 170 patterns and 36 of its 78 allow patterns, and parsing is most of what loading
+/// costs. Only repeated ones are kept, and only until their last use: keeping every parsed
+/// pattern cost more in fresh memory than parsing the repeats again.
+#[derive(Default)]
+struct Parsed {
+    /// Uses still to come, by pattern or allow pattern text.
+    uses: std::collections::HashMap<String, usize>,
+    patterns: std::collections::HashMap<String, Result<std::rc::Rc<regex_syntax::hir::Hir>, String>>,
+}
+
+impl Parsed {
+    fn expecting<'a>(rules: impl Iterator<Item = &'a RawRule>) -> Parsed {
+        let mut uses: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for rule in rules {
+            for text in rule.pattern.iter().chain(&rule.allow) {
+                *uses.entry(text.clone()).or_default() += 1;
+            }
+        }
+        Parsed { uses, patterns: Default::default() }
+    }
+
+    /// `text` parsed, from the kept copy when an earlier rule had the same.
+    fn parse(&mut self, text: &str) -> Result<std::rc::Rc<regex_syntax::hir::Hir>, String> {
+        let left = self.uses.get_mut(text).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        let done = match left {
+            Some(0) => self.patterns.remove(text),
+            _ => self.patterns.get(text).cloned(),
+        };
+        if let Some(done) = done {
+            return done;
+        }
+        let parsed = regex_syntax::ParserBuilder::new().build().parse(text).map(std::rc::Rc::new).map_err(|e| one_line(&e.to_string()));
+        if left.is_some_and(|n| n > 0) {
+            self.patterns.insert(text.to_owned(), parsed.clone());
+        }
+        parsed
+    }
+}
+
+fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, String> {
     check_id(&raw.id)?;
     if raw.title.trim().is_empty() {
         return Err("title is empty".into());
@@ -262,12 +307,10 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         return Err("surfaces only apply to pattern and check rules".into());
     }
     // One parse serves every check on the pattern: parsing is most of what loading costs.
-    let hir = match &raw.pattern {
-        Some(p) => Some(regex_syntax::ParserBuilder::new().build().parse(p).map_err(|e| format!("pattern: {}", one_line(&e.to_string())))?),
-        None => None,
-    };
+    let hir = raw.pattern.as_deref().map(|p| parsed.parse(p).map_err(|e| format!("pattern: {e}"))).transpose()?;
+    let hir = hir.as_deref();
     let validate = match raw.validate {
-        Some(v) => Some(compile_validate(v, raw.pattern.as_deref(), hir.as_ref())?),
+        Some(v) => Some(compile_validate(v, raw.pattern.as_deref(), hir)?),
         None => None,
     };
     let min_matches = raw.min_matches.unwrap_or(1);
@@ -283,7 +326,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     if raw.pattern.is_none() && !keywords.is_empty() {
         return Err("keywords only apply to pattern rules".into());
     }
-    let pattern = match (&raw.pattern, &hir) {
+    let pattern = match (&raw.pattern, hir) {
         // The normalized, hidden and decoded views are lower case already, so their patterns
         // are compiled as written: Unicode case folding of every class would make compiling
         // the pack (startup) many times slower and matching no better.
@@ -305,7 +348,7 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         }
         _ => None,
     };
-    if let Some(hir) = &hir {
+    if let Some(hir) = hir {
         if !keywords.is_empty() {
             match Ok::<bool, String>(validate::keywords_cover_hir(hir, &keywords)) {
                 Ok(true) => {}
@@ -325,9 +368,9 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
     let allow = raw
         .allow
         .iter()
-        .map(|a| match regex_syntax::ParserBuilder::new().build().parse(a) {
+        .map(|a| match parsed.parse(a) {
             Ok(_) => Ok(super::LazyRegex::new(a.clone(), true)),
-            Err(e) => Err(format!("allow pattern: {}", one_line(&e.to_string()))),
+            Err(e) => Err(format!("allow pattern: {e}")),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let weight = raw.weight.unwrap_or(1.0);
@@ -339,8 +382,8 @@ fn compile_rule(raw: RawRule, file: &str) -> Result<Rule, String> {
         return Err("every rule needs [rule.examples] with at least one `match` and one `no_match`".into());
     }
     let needs_special_char = view == TextView::Original
-        && hir.as_ref().is_some_and(validate::special);
-    let implied_keywords = match &hir {
+        && hir.is_some_and(validate::special);
+    let implied_keywords = match hir {
         Some(hir) if keywords.is_empty() && !needs_special_char => validate::implied_keywords(hir),
         _ => Vec::new(),
     };
@@ -598,6 +641,22 @@ mod tests {
             searches += 1;
             assert!(searches < 100_000, "slow searches make it build the full tier");
         }
+    }
+
+    #[test]
+    fn a_repeated_pattern_is_checked_for_every_rule_that_has_it() {
+        let rule = |id: &str, pattern: &str, allow: &str| {
+            format!(
+                "[[rule]]\nid = \"{id}\"\ntitle = \"t\"\nthreat = \"jailbreak\"\nseverity = \"low\"\nsurfaces = [\"user_prompt\"]\n\
+                 pattern = '''{pattern}'''\nallow = ['''{allow}''']\n[rule.examples]\nmatch = [\"ignore previous\"]\nno_match = [\"cd\"]\n"
+            )
+        };
+        let text = [rule("A-1", "a(b", "x"), rule("A-2", "a(b", "x"), rule("B-1", "ab", "x("), rule("B-2", "ab", "x("), rule("C-1", "ignore previous", "x"), rule("C-2", "ignore previous", "x")].concat();
+        let (set, errors) = compile(&[RuleSource { name: "r.toml".into(), text }]);
+        let rejected: Vec<(String, bool)> = errors.iter().map(|e| (e.rule_id.clone().unwrap_or_default(), e.reason.starts_with("pattern:") || e.reason.starts_with("allow pattern:"))).collect();
+        assert_eq!(rejected, [("A-1".to_owned(), true), ("A-2".to_owned(), true), ("B-1".to_owned(), true), ("B-2".to_owned(), true)]);
+        assert_eq!(set.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["C-1", "C-2"]);
+        assert!(set.rules.iter().all(|r| r.implied_keywords == ["ignore previous"]), "facts read from a kept parse are the same");
     }
 
     #[test]
