@@ -146,7 +146,7 @@ mod tests {
         let second = Gate::for_surface(&rules.rules, &on(Surface::ModelResponse), &earlier);
         let original = |gates: &[Gate]| gates.iter().position(|g| g.view == TextView::Original).unwrap();
         let (a, b) = (&first[original(&first)], &second[original(&second)]);
-        assert_ne!(a.members, b.members, "different rules (the prompt- and response-side PII and URL rules)");
+        assert_ne!(a.members, b.members, "different rules: tool output and responses each have their own URL rule");
         assert!(Arc::ptr_eq(&a.set, &b.set), "with the same patterns: one set");
         let prompt = Gate::for_surface(&rules.rules, &on(Surface::UserPrompt), &earlier);
         assert!(!Arc::ptr_eq(&prompt[original(&prompt)].set, &a.set), "the prompt side has a phone rule fewer");
