@@ -911,10 +911,7 @@ mod tests {
     fn what_is_found_does_not_depend_on_the_input_size() {
         // Tiny: no gates, quick regexes, NFA keywords. Small: gates. Large: full regexes and the
         // DFA from the start. Each engine starts cold, so each builds what its size calls for.
-        let engines = [Some(1), Some(SMALL_INPUT), Some(SMALL_INPUT + 1)].map(|bytes| {
-            let (rules, _) = crate::rules::load::compile(&crate::rules::load::embedded_sources());
-            Engine::new(Arc::new(rules), Arc::new(Intel::defaults())).expecting_input(bytes)
-        });
+        let engines = [Some(1), Some(SMALL_INPUT), Some(SMALL_INPUT + 1)].map(|bytes| engine().expecting_input(bytes));
         assert!(engines[0].tiny_input && engines[1].small_input && !engines[1].tiny_input && !engines[2].small_input);
         let file: Arc<str> = Arc::from("sizes");
         let mut found = 0;

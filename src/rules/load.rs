@@ -155,17 +155,9 @@ pub fn compile(sources: &[RuleSource]) -> (RuleSet, Vec<RuleError>) {
 /// different severities), and allow lists repeat: 72 of its 248 regexes are copies, each of
 /// which took as long to compile as the first.
 fn share_regexes(rules: &mut [Rule]) {
-    let mut kept: Vec<super::LazyRegex> = Vec::new();
-    let mut by_source: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    let mut first: std::collections::HashMap<(String, bool), super::LazyRegex> = std::collections::HashMap::new();
     for re in rules.iter_mut().flat_map(|r| r.pattern.iter_mut().chain(r.allow.iter_mut())) {
-        let candidates = by_source.entry(re.as_str().to_owned()).or_default();
-        match candidates.iter().map(|&k| &kept[k]).find(|k| k.same_as(re)) {
-            Some(first) => *re = first.clone(),
-            None => {
-                candidates.push(kept.len());
-                kept.push(re.clone());
-            }
-        }
+        *re = first.entry((re.source.clone(), re.case_insensitive)).or_insert_with(|| re.clone()).clone();
     }
 }
 
