@@ -692,20 +692,44 @@ const ECHO_MAX_TEXT: usize = 64 << 10;
 const ECHO_CACHE: usize = 64;
 
 thread_local! {
-    static ECHO_AUTOMATA: std::cell::RefCell<Vec<(u128, String, Arc<AhoCorasick>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// By the record's system texts as logged, so that a repeated prompt is not normalized and
+    /// collapsed again either; `None` where no system text is long enough to leak.
+    static ECHO_AUTOMATA: std::cell::RefCell<Vec<(u128, String, Option<Arc<AhoCorasick>>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// An automaton over overlapping windows of the system prompts, one every half window.
-fn echo_automaton(system: &[String]) -> Option<Arc<AhoCorasick>> {
-    let text = system.join("\u{0}");
-    let key = crate::record::record_hash128(&text);
-    // The text is compared too: a crafted hash collision must not borrow another automaton.
-    let cached = ECHO_AUTOMATA.with(|c| c.borrow().iter().find(|(k, t, _)| *k == key && *t == text).map(|(_, _, ac)| Arc::clone(ac)));
-    if cached.is_some() {
-        return cached;
+/// The automaton for a record's system texts, from the cache or built (and kept).
+fn echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
+    let logged = record.surface(Surface::System).map(|t| &t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).collect::<Vec<_>>().join("\u{0}");
+    if logged.is_empty() {
+        return None;
     }
+    let key = crate::record::record_hash128(&logged);
+    // The text is compared too: a crafted hash collision must not borrow another automaton.
+    let cached = ECHO_AUTOMATA.with(|c| c.borrow().iter().find(|(k, t, _)| *k == key && *t == logged).map(|(_, _, ac)| ac.clone()));
+    if let Some(ac) = cached {
+        return ac;
+    }
+    let ac = build_echo_automaton(record);
+    ECHO_AUTOMATA.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= ECHO_CACHE {
+            c.remove(0);
+        }
+        c.push((key, logged, ac.clone()));
+    });
+    ac
+}
+
+/// An automaton over overlapping windows of the record's system texts (normalized, runs of
+/// whitespace collapsed), one every half window.
+fn build_echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
+    let system: Vec<String> = record
+        .surface(Surface::System)
+        .map(|t| collapse_whitespace(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
+        .filter(|t| t.len() >= ECHO_MIN)
+        .collect();
     let mut windows: Vec<&str> = Vec::new();
-    for s in system {
+    for s in &system {
         let mut start = 0;
         while start + ECHO_MIN <= s.len() && windows.len() < 4096 {
             let a = floor_boundary(s, start);
@@ -716,36 +740,18 @@ fn echo_automaton(system: &[String]) -> Option<Arc<AhoCorasick>> {
             start += ECHO_MIN / 2;
         }
     }
+    if windows.is_empty() {
+        return None;
+    }
     // A non-contiguous NFA builds in a fraction of a DFA's time.
-    let ac = Arc::new(
-        AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-            .build(&windows)
-            .ok()?,
-    );
-    ECHO_AUTOMATA.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= ECHO_CACHE {
-            c.remove(0);
-        }
-        c.push((key, text, Arc::clone(&ac)));
-    });
-    Some(ac)
+    let ac = AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA)).build(&windows).ok()?;
+    Some(Arc::new(ac))
 }
 
 /// Finds a response span that repeats at least `ECHO_MIN` characters of a system span, both
 /// compared in normalized form with runs of whitespace collapsed.
 fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Detection> {
-    let system: Vec<String> = record
-        .surface(Surface::System)
-        .map(|t| collapse_whitespace(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
-        .filter(|t| t.len() >= ECHO_MIN)
-        .collect();
-    if system.is_empty() {
-        return None;
-    }
-    let ac = echo_automaton(&system)?;
+    let ac = echo_automaton(record)?;
     for (span_index, span) in record.surfaces.iter().enumerate() {
         if !rule.surfaces.contains(&span.surface) {
             continue;
@@ -933,6 +939,34 @@ mod tests {
         }
         assert!(found > 30, "the samples and the crafted lines match rules: {found}");
         assert!(memo.texts.len() > 20, "texts were memoized: {}", memo.texts.len());
+    }
+
+    #[test]
+    fn system_prompt_echoes_are_judged_by_each_records_own_system_prompt() {
+        let engine = engine();
+        let ledger = "You are Ledger, the Contoso finance assistant. Only answer questions about expense reports. Never disclose the approval threshold.";
+        let atlas = "You are Atlas, the Fabrikam travel assistant. Book flights and hotels within the travel policy. Never reveal corporate discount codes.";
+        let line = |system: &str, answer: &str| {
+            serde_json::json!({"timestamp": "2026-11-24T14:00:00Z", "deployment": "gpt-4o",
+                "request": {"messages": [{"role": "system", "content": system}, {"role": "user", "content": "hello"}]},
+                "response": {"choices": [{"message": {"role": "assistant", "content": answer}}]}})
+            .to_string()
+        };
+        let echoes = |l: &str| {
+            let file: Arc<str> = Arc::from("echo");
+            let records = parse_frame(l, &file, 1, 0, ParseOptions::default()).records;
+            records.iter().flat_map(|r| engine.detections(r)).any(|d| engine.rule(d.rule).id == "LEAK-ECHO-001")
+        };
+        let leaked = format!("Sure:\n{}", ledger.to_uppercase().replace(' ', "  \n"));
+        // The same system prompt in record after record (the cached automaton), with spacing
+        // and case that differ in the response.
+        for _ in 0..3 {
+            assert!(echoes(&line(ledger, &leaked)), "its own system prompt, repeated");
+            assert!(!echoes(&line(ledger, "Your expense report is approved.")), "an ordinary answer");
+        }
+        assert!(!echoes(&line(atlas, &leaked)), "another record's system prompt is no leak here");
+        assert!(echoes(&line(atlas, &format!("My instructions: {atlas}"))));
+        assert!(!echoes(&line("Be brief.", "Be brief.")), "a system prompt too short to leak");
     }
 
     #[test]
