@@ -699,7 +699,8 @@ thread_local! {
 
 /// The automaton for a record's system texts, from the cache or built (and kept).
 fn echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
-    let logged = record.surface(Surface::System).map(|t| &t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).collect::<Vec<_>>().join("\u{0}");
+    let system: Vec<&str> = record.surface(Surface::System).map(|t| &t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).collect();
+    let logged = system.join("\u{0}");
     if logged.is_empty() {
         return None;
     }
@@ -709,7 +710,7 @@ fn echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
     if let Some(ac) = cached {
         return ac;
     }
-    let ac = build_echo_automaton(record);
+    let ac = build_echo_automaton(&system);
     ECHO_AUTOMATA.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= ECHO_CACHE {
@@ -720,14 +721,10 @@ fn echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
     ac
 }
 
-/// An automaton over overlapping windows of the record's system texts (normalized, runs of
+/// An automaton over overlapping windows of a record's system texts (normalized, runs of
 /// whitespace collapsed), one every half window.
-fn build_echo_automaton(record: &Record) -> Option<Arc<AhoCorasick>> {
-    let system: Vec<String> = record
-        .surface(Surface::System)
-        .map(|t| collapse_whitespace(&normalize::normalize(&t.text[..floor_boundary(&t.text, ECHO_MAX_TEXT)]).text))
-        .filter(|t| t.len() >= ECHO_MIN)
-        .collect();
+fn build_echo_automaton(logged: &[&str]) -> Option<Arc<AhoCorasick>> {
+    let system: Vec<String> = logged.iter().map(|t| collapse_whitespace(&normalize::normalize(t).text)).filter(|t| t.len() >= ECHO_MIN).collect();
     let mut windows: Vec<&str> = Vec::new();
     for s in &system {
         let mut start = 0;
