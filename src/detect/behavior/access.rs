@@ -8,14 +8,14 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::series::{grow_gently, keep_earliest, Point};
-use super::{capitalized, span_text, BehaviorFinding, LazyWho, Observation, Who, CONTRIBUTING_CAP};
+use super::{capitalized, span_text, BehaviorFinding, EntityNames, LazyWho, Observation, PackedWho, CONTRIBUTING_CAP};
 use crate::rules::behavior::Attribute;
 
 /// When and by whom a value (an IP range, a user agent family...) was first seen.
 #[derive(Debug, Clone)]
 pub struct ValueSeen {
     pub first: Point,
-    pub who: Arc<Who>,
+    pub who: Arc<PackedWho>,
     pub count: u64,
     pub latest: jiff::Timestamp,
     pub earliest: Vec<Point>,
@@ -81,7 +81,7 @@ impl Habits {
 /// them. An identity that used more than `max_known` values while learning roams by nature
 /// (a mobile app's key, a shared gateway), and a new value says nothing about it.
 #[allow(clippy::too_many_arguments)]
-pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history: u64, max_known: u32, key: &str, label: &str, h: &Habits) -> Option<BehaviorFinding> {
+pub(crate) fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history: u64, max_known: u32, names: &EntityNames, h: &Habits) -> Option<BehaviorFinding> {
     let first = h.earliest.first()?;
     let learning_end = first.time.saturating_add(jiff::SignedDuration::from_secs(learning)).unwrap_or(first.time);
     let in_learning = h.earliest.iter().filter(|p| p.time <= learning_end).count() as u64;
@@ -111,7 +111,7 @@ pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history:
     let total: u64 = new.iter().map(|(_, s)| s.count).sum();
     let explanation = format!(
         "{} was first seen at {}; in its learning period of {} it made {}{} requests, with {} {}. After that it appeared with {} new {}{}: {}{}.",
-        capitalized(label),
+        capitalized(names.label()),
         first.time,
         span_text(learning),
         if in_learning >= min_history { "at least " } else { "" },
@@ -126,15 +126,15 @@ pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history:
     );
     Some(BehaviorFinding {
         rule,
-        entity: key.to_owned(),
+        entity: names.key().to_owned(),
         anchor: first_value.to_owned(),
-        entity_label: label.to_owned(),
+        entity_label: names.label().to_owned(),
         trigger: trigger.first.clone(),
         first: trigger.first.time,
         last: new.iter().map(|(_, s)| s.latest).max().unwrap_or(trigger.latest),
         contributing,
         contributing_total: total,
-        who: Who::clone(&trigger.who),
+        who: trigger.who.unpack(),
         other: None,
         numbers: json!({
             "detector": "new_attribute",
@@ -155,7 +155,7 @@ pub fn new_values(rule: usize, attribute: Attribute, learning: i64, min_history:
 #[derive(Debug, Default, Clone)]
 pub struct KeyUse {
     /// Key listings or regenerations by operation id, with the earliest event of each.
-    operations: Vec<(String, Point, Arc<Who>)>,
+    operations: Vec<(String, Point, Arc<PackedWho>)>,
     /// API-key calls per hour (hour index, count).
     calls_per_hour: Vec<(i64, u64)>,
     ranges: Values,
@@ -198,8 +198,8 @@ impl KeyUse {
 /// For each key operation: API-key calls within `window` after it from ranges never seen on
 /// the resource before it, when the resource had `min_history` key calls in the whole hours
 /// before the operation (without a history, every range is new and nothing can be told).
-pub fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, key: &str, label: &str, k: &KeyUse) -> Vec<BehaviorFinding> {
-    let mut ops: Vec<&(String, Point, Arc<Who>)> = k.operations.iter().collect();
+pub(crate) fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, names: &EntityNames, k: &KeyUse) -> Vec<BehaviorFinding> {
+    let mut ops: Vec<&(String, Point, Arc<PackedWho>)> = k.operations.iter().collect();
     ops.sort_by(|a, b| a.1.cmp(&b.1));
     let mut out = Vec::new();
     for (op_key, op, op_who) in ops {
@@ -220,34 +220,35 @@ pub fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, key: &str
         }
         contributing.extend(calls);
         let total: u64 = new.iter().map(|(_, s)| s.count).sum();
-        let names: Vec<String> = new.iter().map(|(r, _)| crate::report::terminal::escape(r).into_owned()).collect();
-        let actor = op_who.upn.clone().or_else(|| op_who.object_id.clone()).or_else(|| op_who.ip.clone()).unwrap_or_else(|| "an unknown principal".into());
+        let new_ranges: Vec<String> = new.iter().map(|(r, _)| crate::report::terminal::escape(r).into_owned()).collect();
+        let actor = op_who.upn().or(op_who.object_id()).or(op_who.ip()).unwrap_or("an unknown principal").to_owned();
         let explanation = format!(
-            "The keys of {label} were listed or regenerated at {} by {}. Within {} after that, {total} API-key calls came from {} IP range(s) never seen on this resource before: {}; the first at {}. The resource had {history} API-key calls in the hours before.",
+            "The keys of {} were listed or regenerated at {} by {}. Within {} after that, {total} API-key calls came from {} IP range(s) never seen on this resource before: {}; the first at {}. The resource had {history} API-key calls in the hours before.",
+            names.label(),
             op.time,
             crate::report::terminal::escape(&actor),
             span_text(window),
-            names.len(),
-            names.join(", "),
+            new_ranges.len(),
+            new_ranges.join(", "),
             trigger.first.time,
         );
         out.push(BehaviorFinding {
             rule,
-            entity: key.to_owned(),
+            entity: names.key().to_owned(),
             anchor: op_key.clone(),
-            entity_label: label.to_owned(),
+            entity_label: names.label().to_owned(),
             trigger: trigger.first.clone(),
             first: op.time,
             last: new.iter().map(|(_, s)| s.latest).max().unwrap_or(op.time),
             contributing,
             contributing_total: total + 1,
-            who: Who::clone(&trigger.who),
-            other: Some(Who::clone(op_who)),
+            who: trigger.who.unpack(),
+            other: Some(op_who.unpack()),
             numbers: json!({
                 "detector": "key_then_new_ip",
                 "keyOperationTime": op.time.to_string(),
                 "keyOperationBy": crate::report::terminal::escape(&actor),
-                "newRanges": names,
+                "newRanges": new_ranges,
                 "callsFromNewRanges": total,
                 "priorKeyCalls": history,
                 "windowSeconds": window,

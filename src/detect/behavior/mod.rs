@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::rules::behavior::{Attribute, BehaviorKind, BehaviorRule, Measure, VolumeEntity};
-pub use observe::{ip_range, observe, EntityRef, IpRange, Observation, Who};
+pub use observe::{ip_range, observe, EntityRef, IpRange, Observation, PackedWho, Who};
 pub use series::{Point, RecordRef};
 use series::{Series, VolumeTest};
 
@@ -71,7 +71,7 @@ struct Slot<T> {
     /// For duplicates: the slot is per target and prompt, and this is the prompt.
     prompt: Option<u128>,
     /// The entity's earliest record and who made it: evidence that does not depend on order.
-    first: (Point, Arc<Who>),
+    first: (Point, Arc<PackedWho>),
     last_seq: u64,
     /// Approximate bytes this entity holds, for the memory bound.
     bytes: u64,
@@ -94,12 +94,12 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 64;
 /// same, and one copy per distinct prompt would dwarf everything else.
 #[derive(Default)]
 pub(crate) struct Interner {
-    by_key: HashMap<u64, Arc<Who>>,
+    by_key: HashMap<u64, Arc<PackedWho>>,
     bytes: u64,
 }
 
 impl Interner {
-    fn get(&mut self, who: &Arc<Who>, key: u64) -> Arc<Who> {
+    fn get(&mut self, who: &Arc<PackedWho>, key: u64) -> Arc<PackedWho> {
         match self.by_key.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) if **e.get() == **who => Arc::clone(e.get()),
             // Two callers with one fingerprint: the second is kept unshared, which costs
@@ -110,7 +110,7 @@ impl Interner {
                 // A copy of its own: the observation's handle is shared with records still in
                 // flight on other threads, and `purge` counts handles to tell which callers an
                 // entity still holds. Counting theirs made eviction depend on thread timing.
-                Arc::clone(e.insert(Arc::new(Who::clone(who))))
+                Arc::clone(e.insert(Arc::new(PackedWho::clone(who))))
             }
         }
     }
@@ -144,7 +144,7 @@ struct Once {
     entity: EntityRef,
     prompt: u128,
     point: Point,
-    who: Arc<Who>,
+    who: Arc<PackedWho>,
     seq: u64,
 }
 
@@ -251,7 +251,7 @@ impl Behavior {
         let who = &o.who;
         let shared_who = || shared.get();
         let at = Place { point: &o.point, who: &shared_who, seq };
-        let ua_text = || who.user_agent.as_deref().and_then(observe::user_agent_product).unwrap_or("").to_ascii_lowercase();
+        let ua_text = || who.user_agent().and_then(observe::user_agent_product).unwrap_or("").to_ascii_lowercase();
         for (&r, state) in self.fed_by.iter().zip(self.states.iter_mut()) {
             let rule = &self.rules[r];
             let added = match (&rule.kind, state) {
@@ -427,12 +427,12 @@ impl Behavior {
                 }
                 (BehaviorKind::NewAttribute { attribute, learning, min_history, max_known }, State::Habits(m)) => {
                     for slot in sorted(m) {
-                        out.extend(access::new_values(i, *attribute, *learning, *min_history, *max_known, &slot.key, &slot.label, &slot.state));
+                        out.extend(access::new_values(i, *attribute, *learning, *min_history, *max_known, &slot.names, &slot.state));
                     }
                 }
                 (BehaviorKind::KeyThenNewIp { min_history }, State::Keys(m)) => {
                     for slot in sorted(m) {
-                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, &slot.key, &slot.label, &slot.state));
+                        out.extend(access::key_then_new_ranges(i, rule.window, *min_history, &slot.names, &slot.state));
                     }
                 }
                 _ => {}
@@ -445,9 +445,7 @@ impl Behavior {
 
 /// A slot with its names, for evaluation.
 struct Named<'s, T> {
-    /// The entity's stable key (part of alert ids), with the prompt for duplicates.
-    key: String,
-    label: String,
+    names: EntityNames<'s>,
     slot: &'s Slot<T>,
 }
 
@@ -458,43 +456,69 @@ impl<T> std::ops::Deref for Named<'_, T> {
     }
 }
 
-/// Slots with their names, in key order, so evaluation does not depend on hash order.
-fn sorted<T>(m: &Map<T>) -> Vec<Named<'_, T>> {
-    let mut v: Vec<Named<'_, T>> = m
-        .values()
-        .map(|slot| {
-            let who = &slot.first.1;
-            let (mut key, mut label) = slot.entity.names(who);
-            if let Some(prompt) = slot.prompt {
-                let target = observe::target_name(who);
-                key = format!("{key}\u{1f}{target}\u{1f}{prompt:032x}");
-                label = format!("{label} to {target}");
+/// An entity's stable key (part of alert ids; with the target and prompt for duplicates) and
+/// readable name, made when a finding first needs them. Most entities never alert: naming
+/// every one of them to sort them took a quarter of the ordering thread's work on 100 MB, all
+/// of it after the last record.
+pub(crate) struct EntityNames<'s> {
+    entity: EntityRef,
+    prompt: Option<u128>,
+    who: &'s PackedWho,
+    made: std::cell::OnceCell<(String, String)>,
+}
+
+impl<'s> EntityNames<'s> {
+    fn of<T>(slot: &'s Slot<T>) -> EntityNames<'s> {
+        EntityNames { entity: slot.entity, prompt: slot.prompt, who: &slot.first.1, made: std::cell::OnceCell::new() }
+    }
+
+    fn made(&self) -> &(String, String) {
+        self.made.get_or_init(|| {
+            let (key, label) = self.entity.names(self.who);
+            match self.prompt {
+                Some(prompt) => {
+                    let target = observe::target_name(self.who);
+                    (format!("{key}\u{1f}{target}\u{1f}{prompt:032x}"), format!("{label} to {target}"))
+                }
+                None => (key, label),
             }
-            Named { key, label, slot }
         })
-        .collect();
-    v.sort_by(|a, b| a.key.cmp(&b.key));
-    v
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.made().0
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.made().1
+    }
+}
+
+/// Slots in the order of their fingerprints, so evaluation does not depend on hash order.
+fn sorted<T>(m: &Map<T>) -> Vec<Named<'_, T>> {
+    let mut v: Vec<(&u128, &Slot<T>)> = m.iter().collect();
+    v.sort_unstable_by_key(|(id, _)| **id);
+    v.into_iter().map(|(_, slot)| Named { names: EntityNames::of(slot), slot }).collect()
 }
 
 /// The record being fed: when, by whom, and its sequence number.
 struct Place<'a> {
     point: &'a Point,
     /// The caller, shared through the interner (looked up only if an entity keeps it).
-    who: &'a dyn Fn() -> Arc<Who>,
+    who: &'a dyn Fn() -> Arc<PackedWho>,
     seq: u64,
 }
 
 /// The record's caller, interned the first time an entity keeps it.
 pub(crate) struct LazyWho<'a, 'i> {
-    raw: &'a Arc<Who>,
+    raw: &'a Arc<PackedWho>,
     key: u64,
     interner: std::cell::RefCell<&'i mut Interner>,
-    got: std::cell::OnceCell<Arc<Who>>,
+    got: std::cell::OnceCell<Arc<PackedWho>>,
 }
 
 impl LazyWho<'_, '_> {
-    pub(crate) fn get(&self) -> Arc<Who> {
+    pub(crate) fn get(&self) -> Arc<PackedWho> {
         Arc::clone(self.got.get_or_init(|| self.interner.borrow_mut().get(self.raw, self.key)))
     }
 }
@@ -567,7 +591,7 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: 
             let first = contributing.first().map_or(start, |p| p.time);
             let explanation = format!(
                 "{} sent {} {what} between {first} and {last}; the rule's threshold is {threshold} within {}, reached at {} ({} in the first window that reached it, from {start} to {}).",
-                capitalized(&slot.label),
+                capitalized(slot.names.label()),
                 b.total,
                 span_text(rule.window),
                 b.trigger.time,
@@ -576,15 +600,15 @@ fn burst_findings(rule_index: usize, rule: &BehaviorRule, threshold: u64, slot: 
             );
             BehaviorFinding {
                 rule: rule_index,
-                entity: slot.key.clone(),
+                entity: slot.names.key().to_owned(),
                 anchor: start.to_string(),
-                entity_label: slot.label.clone(),
+                entity_label: slot.names.label().to_owned(),
                 first,
                 last,
                 trigger: b.trigger.clone(),
                 contributing,
                 contributing_total: b.total,
-                who: Who::clone(&slot.first.1),
+                who: slot.first.1.unpack(),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
@@ -614,7 +638,7 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, sl
             let requests = slot.state.count_in(a.from, a.to);
             let explanation = format!(
                 "{} made {} {unit} in {} from {start} (at most {} per {}), against a baseline median of {:.1} (MAD {:.1}) over its {} active windows before; the limit was {:.1}: {}x the median or the median plus {} scaled MADs, whichever is higher (and at least {}).",
-                capitalized(&slot.label),
+                capitalized(slot.names.label()),
                 total,
                 span_text((a.to - a.from + 1) * rule.window),
                 a.observed,
@@ -629,15 +653,15 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, sl
             );
             Some(BehaviorFinding {
                 rule: rule_index,
-                entity: slot.key.clone(),
+                entity: slot.names.key().to_owned(),
                 anchor: start.to_string(),
-                entity_label: slot.label.clone(),
+                entity_label: slot.names.label().to_owned(),
                 first: trigger.time,
                 last: slot.state.latest_in(a.from, a.to).unwrap_or(end),
                 trigger,
                 contributing,
                 contributing_total: requests,
-                who: Who::clone(&slot.first.1),
+                who: slot.first.1.unpack(),
                 other: None,
                 numbers: json!({
                     "detector": rule.kind.name(),
@@ -664,7 +688,7 @@ mod tests {
 
     #[test]
     fn a_caller_no_entity_holds_is_purged_while_its_record_is_still_in_flight() {
-        let in_flight = Arc::new(Who { ip: Some("203.0.113.9".into()), ..Who::default() });
+        let in_flight = Arc::new(PackedWho::of_fields([Some("203.0.113.9"), None, None, None, None, None, None, None, None, None, None, None], false));
         let mut whos = Interner::default();
         let held = whos.get(&in_flight, 7);
         whos.purge();

@@ -55,11 +55,93 @@ fn masked(r: &Record) -> bool {
 
 impl Who {
     pub(crate) fn of(r: &Record) -> Who {
+        PackedWho::of(r).unpack()
+    }
+}
+
+/// A [`Who`] as the behavioural state keeps one per caller: its texts in one allocation. Most
+/// records of a public endpoint come from a caller never seen before, and the ordering thread
+/// interned, copied and freed a dozen strings for each of them.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct PackedWho {
+    /// The present fields' texts, one after another, in [`who_fields`] order.
+    text: Box<str>,
+    /// Where each field ends in `text` (an absent field ends where the one before it did).
+    ends: [usize; 12],
+    /// Bit `i` set: field `i` is present (an empty text is not an absent one).
+    present: u16,
+    ip_masked: bool,
+}
+
+impl PackedWho {
+    pub(crate) fn of(r: &Record) -> PackedWho {
+        PackedWho::of_fields(who_fields(r), masked(r))
+    }
+
+    pub(crate) fn of_fields(fields: [Option<&str>; 12], ip_masked: bool) -> PackedWho {
+        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+        let mut ends = [0; 12];
+        let mut present = 0;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                text.push_str(f);
+                present |= 1 << i;
+            }
+            ends[i] = text.len();
+        }
+        PackedWho { text: text.into_boxed_str(), ends, present, ip_masked }
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (self.present & (1 << i) != 0).then(|| &self.text[start..self.ends[i]])
+    }
+
+    fn fields(&self) -> [Option<&str>; 12] {
+        std::array::from_fn(|i| self.field(i))
+    }
+
+    pub fn ip(&self) -> Option<&str> {
+        self.field(0)
+    }
+    pub fn upn(&self) -> Option<&str> {
+        self.field(1)
+    }
+    pub fn object_id(&self) -> Option<&str> {
+        self.field(2)
+    }
+    pub fn app_id(&self) -> Option<&str> {
+        self.field(3)
+    }
+    pub fn apim_subscription(&self) -> Option<&str> {
+        self.field(4)
+    }
+    pub fn end_user(&self) -> Option<&str> {
+        self.field(5)
+    }
+    pub fn user_agent(&self) -> Option<&str> {
+        self.field(6)
+    }
+    pub fn resource_id(&self) -> Option<&str> {
+        self.field(8)
+    }
+    pub fn resource_name(&self) -> Option<&str> {
+        self.field(9)
+    }
+    pub fn deployment(&self) -> Option<&str> {
+        self.field(11)
+    }
+    pub fn ip_masked(&self) -> bool {
+        self.ip_masked
+    }
+
+    /// The [`Who`] an alert shows.
+    pub fn unpack(&self) -> Who {
         let [ip, upn, object_id, app_id, apim_subscription, end_user, user_agent, tenant, resource_id, resource_name, resource_type, deployment] =
-            who_fields(r).map(|f| f.map(str::to_owned));
+            self.fields().map(|f| f.map(str::to_owned));
         Who {
             ip,
-            ip_masked: masked(r),
+            ip_masked: self.ip_masked,
             upn,
             object_id,
             app_id,
@@ -74,29 +156,19 @@ impl Who {
         }
     }
 
-    fn fields(&self) -> [Option<&str>; 12] {
-        [
-            self.ip.as_deref(),
-            self.upn.as_deref(),
-            self.object_id.as_deref(),
-            self.app_id.as_deref(),
-            self.apim_subscription.as_deref(),
-            self.end_user.as_deref(),
-            self.user_agent.as_deref(),
-            self.tenant.as_deref(),
-            self.resource_id.as_deref(),
-            self.resource_name.as_deref(),
-            self.resource_type.as_deref(),
-            self.deployment.as_deref(),
-        ]
-    }
-
     fn is_of(&self, r: &Record) -> bool {
         self.ip_masked == masked(r) && self.fields() == who_fields(r)
     }
 
+    /// Bytes one held copy takes: its text, its allocation's overhead, and the `Arc` around it.
     pub fn heap_bytes(&self) -> u64 {
-        self.fields().iter().map(|s| s.map_or(0, |v| v.len() as u64 + 16)).sum::<u64>() + std::mem::size_of::<Who>() as u64 + 32
+        self.text.len() as u64 + 16 + std::mem::size_of::<PackedWho>() as u64 + 32
+    }
+}
+
+impl fmt::Debug for PackedWho {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.unpack().fmt(f)
     }
 }
 
@@ -116,14 +188,14 @@ fn who_key(r: &Record) -> u64 {
 thread_local! {
     /// Each worker's recent callers: a caller's next record reuses its `Who` instead of
     /// copying a dozen strings again.
-    static RECENT_WHOS: RefCell<HashMap<u64, Arc<Who>>> = RefCell::new(HashMap::new());
+    static RECENT_WHOS: RefCell<HashMap<u64, Arc<PackedWho>>> = RefCell::new(HashMap::new());
     /// Scratch for folding prompt text before hashing it.
     static FOLD_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 const RECENT_WHOS_CAP: usize = 4096;
 
-fn shared_who(r: &Record, key: u64) -> Arc<Who> {
+fn shared_who(r: &Record, key: u64) -> Arc<PackedWho> {
     RECENT_WHOS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(w) = cache.get(&key).filter(|w| w.is_of(r)) {
@@ -132,7 +204,7 @@ fn shared_who(r: &Record, key: u64) -> Arc<Who> {
         if cache.len() >= RECENT_WHOS_CAP {
             cache.clear();
         }
-        let w = Arc::new(Who::of(r));
+        let w = Arc::new(PackedWho::of(r));
         cache.insert(key, Arc::clone(&w));
         w
     })
@@ -163,38 +235,38 @@ impl EntityRef {
     }
 
     /// The stable key (part of alert ids) and readable name, from a record of the entity.
-    pub fn names(&self, w: &Who) -> (String, String) {
-        let v = |f: &Option<String>| f.clone().unwrap_or_default();
+    pub fn names(&self, w: &PackedWho) -> (String, String) {
+        let v = |f: Option<&str>| f.unwrap_or_default().to_owned();
         match self.kind {
-            EntityKind::EndUser => (format!("enduser:{}", v(&w.end_user)), format!("end user {}", v(&w.end_user))),
+            EntityKind::EndUser => (format!("enduser:{}", v(w.end_user())), format!("end user {}", v(w.end_user()))),
             EntityKind::Entra => {
-                let id = w.object_id.as_ref().or(w.upn.as_ref()).cloned().unwrap_or_default();
-                let name = w.upn.clone().unwrap_or_else(|| id.clone());
+                let id = v(w.object_id().or(w.upn()));
+                let name = w.upn().map_or_else(|| id.clone(), str::to_owned);
                 (format!("entra:{}", id.to_ascii_lowercase()), format!("Entra identity {name}"))
             }
-            EntityKind::App => (format!("app:{}", v(&w.app_id).to_ascii_lowercase()), format!("application {}", v(&w.app_id))),
-            EntityKind::Apim => (format!("apim:{}", v(&w.apim_subscription)), format!("APIM subscription {}", v(&w.apim_subscription))),
+            EntityKind::App => (format!("app:{}", v(w.app_id()).to_ascii_lowercase()), format!("application {}", v(w.app_id()))),
+            EntityKind::Apim => (format!("apim:{}", v(w.apim_subscription())), format!("APIM subscription {}", v(w.apim_subscription()))),
             EntityKind::Ip => {
-                let ip = v(&w.ip);
-                let shown = match (w.ip_masked, ip_range(&ip)) {
+                let ip = v(w.ip());
+                let shown = match (w.ip_masked(), ip_range(&ip)) {
                     (true, Some(range)) => range.to_string(),
                     _ => ip,
                 };
                 (format!("ip:{shown}"), format!("IP {shown}"))
             }
-            EntityKind::ApiKey => (format!("key:{}", v(&w.resource_id).to_ascii_lowercase()), format!("API key of {}", resource_label(w))),
-            EntityKind::Resource => (v(&w.resource_id).to_ascii_lowercase(), resource_label(w)),
+            EntityKind::ApiKey => (format!("key:{}", v(w.resource_id()).to_ascii_lowercase()), format!("API key of {}", resource_label(w))),
+            EntityKind::Resource => (v(w.resource_id()).to_ascii_lowercase(), resource_label(w)),
         }
     }
 }
 
-fn resource_label(w: &Who) -> String {
-    w.resource_name.clone().or_else(|| w.resource_id.clone()).unwrap_or_default()
+fn resource_label(w: &PackedWho) -> String {
+    w.resource_name().or(w.resource_id()).unwrap_or_default().to_owned()
 }
 
 /// Where a request went: the deployment, else the resource.
-pub fn target_name(w: &Who) -> String {
-    w.deployment.clone().unwrap_or_else(|| resource_label(w))
+pub fn target_name(w: &PackedWho) -> String {
+    w.deployment().map_or_else(|| resource_label(w), str::to_owned)
 }
 
 /// An IPv4 /24 or an IPv6 /48.
@@ -268,7 +340,7 @@ pub fn auth_name(a: AuthKind) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub point: Point,
-    pub who: Arc<Who>,
+    pub who: Arc<PackedWho>,
     /// A fingerprint of `who`, so interning it costs a lookup of 8 bytes.
     pub who_key: u64,
     /// The most specific caller: end user, Entra identity, application, APIM subscription, IP.
@@ -443,6 +515,21 @@ mod tests {
             fold_chars(&text, &mut slow);
             proptest::prop_assert_eq!(fast, slow);
         }
+    }
+
+    #[test]
+    fn a_packed_caller_unpacks_to_the_fields_it_was_made_of() {
+        let fields = [Some("203.0.113.9"), None, Some(""), Some("app-1"), None, Some("u-7"), Some("curl/8.4.0"), None, Some("/subscriptions/x"), Some("aoai"), None, Some("gpt-4o")];
+        let packed = PackedWho::of_fields(fields, true);
+        assert_eq!(packed.fields(), fields, "an empty text stays present, an absent one absent");
+        let who = packed.unpack();
+        assert_eq!((who.ip.as_deref(), who.upn, who.object_id.as_deref(), who.deployment.as_deref()), (Some("203.0.113.9"), None, Some(""), Some("gpt-4o")));
+        assert!(who.ip_masked && packed.ip_masked());
+        let mut moved = fields;
+        moved.swap(1, 2);
+        assert_ne!(PackedWho::of_fields(moved, true), packed, "the same texts in another field are another caller");
+        assert_ne!(PackedWho::of_fields(fields, false), packed);
+        assert_eq!(PackedWho::of_fields(fields, true), packed);
     }
 
     #[test]
