@@ -704,31 +704,45 @@ pub fn record_hash128(text: &str) -> u128 {
 
 /// [`record_hash128`] of bytes that need not be text.
 pub fn bytes_hash128(bytes: &[u8]) -> u128 {
-    hash128_mapped(bytes, |b| b)
+    hash128_words(bytes, |w| w)
 }
 
 /// [`record_hash128`] of the text with ASCII letters lower-cased, without copying it: keys
 /// that logs spell in either case (ARM resource ids, object ids).
 pub fn hash128_ascii_lower(text: &str) -> u128 {
-    hash128_mapped(text.as_bytes(), |b| b.to_ascii_lowercase())
+    hash128_words(text.as_bytes(), ascii_lower_word)
 }
 
-fn hash128_mapped(bytes: &[u8], map: impl Fn(u8) -> u8) -> u128 {
+/// Lower-cases the ASCII letters among eight bytes at once (other bytes, non-ASCII ones
+/// included, are left alone): byte by byte, hashing resource ids took twice as long.
+fn ascii_lower_word(w: u64) -> u64 {
+    const LOW_SEVEN: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = w & LOW_SEVEN;
+    // A byte's high bit says: its low seven bits are at least b'A' (0x41 + 0x3F = 0x80), and
+    // above b'Z' (0x5B + 0x25 = 0x80). No sum carries into the next byte.
+    let at_least_a = low + 0x3F3F_3F3F_3F3F_3F3F;
+    let above_z = low + 0x2525_2525_2525_2525;
+    let upper = at_least_a & !above_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// Hashes `bytes` read as little-endian words, each passed through `map` (which must map a
+/// zero byte to zero: the last word is padded with them).
+fn hash128_words(bytes: &[u8], map: impl Fn(u64) -> u64) -> u128 {
     const P1: u64 = 0x9E37_79B9_7F4A_7C15;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
     const P3: u64 = 0x1656_67B1_9E37_79F9;
     let (mut h1, mut h2) = (0x243F_6A88_85A3_08D3u64 ^ bytes.len() as u64, 0x1319_8A2E_0370_7344u64);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes([map(c[0]), map(c[1]), map(c[2]), map(c[3]), map(c[4]), map(c[5]), map(c[6]), map(c[7])]);
+        let w = map(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
         h1 = (h1 ^ w).wrapping_mul(P1).rotate_left(31);
         h2 = (h2 ^ w.rotate_left(23)).wrapping_mul(P2).rotate_left(29).wrapping_add(h1);
     }
     let mut tail = [0u8; 8];
-    for (t, b) in tail.iter_mut().zip(chunks.remainder()) {
-        *t = map(*b);
-    }
-    let w = u64::from_le_bytes(tail) ^ ((chunks.remainder().len() as u64) << 56);
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    let w = map(u64::from_le_bytes(tail)) ^ ((chunks.remainder().len() as u64) << 56);
     h1 = (h1 ^ w).wrapping_mul(P1).rotate_left(31);
     h2 = (h2 ^ w.rotate_left(23)).wrapping_mul(P2).rotate_left(29).wrapping_add(h1);
     let fmix = |mut k: u64| {
@@ -777,6 +791,24 @@ pub(crate) fn parse_resource_id(id: &str, res: &mut Resource) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn a_case_blind_hash_is_the_hash_of_the_lower_cased_text(text in "(?s).{0,40}", word: u64) {
+            proptest::prop_assert_eq!(hash128_ascii_lower(&text), bytes_hash128(text.to_ascii_lowercase().as_bytes()));
+            let bytewise = u64::from_le_bytes(word.to_le_bytes().map(|b| b.to_ascii_lowercase()));
+            proptest::prop_assert_eq!(ascii_lower_word(word), bytewise);
+        }
+    }
+
+    #[test]
+    fn every_byte_lower_cases_in_a_word_as_it_does_alone() {
+        for b in 0..=255u8 {
+            let word = u64::from_le_bytes([b, b'Q', 0xC3, b, 0x80, b'@', b'[', b]);
+            let bytewise = u64::from_le_bytes(word.to_le_bytes().map(|c| c.to_ascii_lowercase()));
+            assert_eq!(ascii_lower_word(word), bytewise, "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn a_line_parsed_once_still_hashes_and_words_errors_as_the_validator_does() {

@@ -177,10 +177,9 @@ impl fmt::Debug for PackedWho {
 fn who_key(r: &Record) -> u64 {
     let mut h: u64 = if masked(r) { 0x9E37_79B9_7F4A_7C15 } else { 0 };
     for f in who_fields(r) {
-        for &b in f.unwrap_or("\u{0}").as_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        h = (h ^ 0xFF).wrapping_mul(0x0000_0100_0000_01B3);
+        // Whole words at a time: byte by byte, this hash was a twentieth of building an observation.
+        let field = f.map_or(u64::MAX, |f| record_hash128(f) as u64);
+        h = (h.rotate_left(23) ^ field).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     }
     h
 }
