@@ -17,6 +17,11 @@ pub fn caller_ip(raw: &str) -> Option<(String, bool)> {
     if masked {
         return Some((s.to_owned(), true));
     }
+    // Most callers are plain IPv4, which the parser accepts only in the form it prints (no
+    // leading zeros): keep the text, as printing the address again cost 1,400 instructions.
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some((s.to_owned(), false));
+    }
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Some((canonical(ip), false));
     }
@@ -197,14 +202,26 @@ pub fn api_version_from_url(url: &str) -> Option<String> {
 
 /// The deployment name from an Azure OpenAI path (`/openai/deployments/{name}/...`).
 pub fn deployment_from_url(url: &str) -> Option<String> {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let mut segs = path.split('/');
-    while let Some(seg) = segs.next() {
-        if seg.eq_ignore_ascii_case("deployments") {
-            return segs.next().filter(|s| !s.is_empty()).map(str::to_owned);
+    // Slash by slash with memchr: splitting on a set of characters and then on '/' took 2,400
+    // instructions per gateway record.
+    let path = &url[..memchr::memchr2(b'?', b'#', url.as_bytes()).unwrap_or(url.len())];
+    let bytes = path.as_bytes();
+    let segment_end = |from: usize| memchr::memchr(b'/', &bytes[from..]).map_or(bytes.len(), |n| from + n);
+    let mut start = 0;
+    loop {
+        let end = segment_end(start);
+        if bytes[start..end].eq_ignore_ascii_case(b"deployments") {
+            if end == bytes.len() {
+                return None;
+            }
+            let name = &path[end + 1..segment_end(end + 1)];
+            return (!name.is_empty()).then(|| name.to_owned());
         }
+        if end == bytes.len() {
+            return None;
+        }
+        start = end + 1;
     }
-    None
 }
 
 /// Case-insensitive header lookup in a logged header map (object, JSON string, or list of
@@ -227,6 +244,29 @@ pub fn header(headers: &Nested<'_>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_deployment_is_the_segment_after_the_first_deployments_one(url in "(/|deployments|DEPLOYMENTS|gpt-4o|x|\\?|#){0,8}") {
+            let path = url.split(['?', '#']).next().unwrap_or(&url);
+            let mut segs = path.split('/');
+            let mut expected = None;
+            while let Some(seg) = segs.next() {
+                if seg.eq_ignore_ascii_case("deployments") {
+                    expected = segs.next().filter(|s| !s.is_empty()).map(str::to_owned);
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!(deployment_from_url(&url), expected);
+        }
+
+        #[test]
+        fn an_ipv4_address_is_kept_as_the_text_it_was_parsed_from(text in "[0-9]{1,4}(\\.[0-9]{1,4}){3}") {
+            if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+                proptest::prop_assert_eq!(caller_ip(&text), Some((canonical(ip), false)));
+            }
+        }
+    }
 
     #[test]
     fn caller_ip_forms() {
