@@ -94,7 +94,7 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 64;
 /// same, and one copy per distinct prompt would dwarf everything else.
 #[derive(Default)]
 pub(crate) struct Interner {
-    by_key: HashMap<u64, Arc<PackedWho>>,
+    by_key: HashMap<u64, Arc<PackedWho>, Fingerprints>,
     bytes: u64,
 }
 
@@ -129,7 +129,66 @@ impl Interner {
     }
 }
 
-type Map<T> = HashMap<u128, Slot<T>>;
+type Map<T> = HashMap<u128, Slot<T>, Fingerprints>;
+
+/// Hashes the behavioural tables' keys, which are fingerprints already (well mixed, 8 or 16
+/// bytes): one multiply with a key drawn per table, where SipHash took a sixth of the ordering
+/// thread's work. The key is secret, so the writer of a prompt, who can work out its
+/// fingerprint, still cannot aim many of them at one bucket.
+#[derive(Clone)]
+struct Fingerprints {
+    key: [u64; 2],
+}
+
+impl Default for Fingerprints {
+    fn default() -> Fingerprints {
+        let random = std::collections::hash_map::RandomState::new();
+        let draw = |n: u8| std::hash::BuildHasher::hash_one(&random, n);
+        Fingerprints { key: [draw(1), draw(2)] }
+    }
+}
+
+impl std::hash::BuildHasher for Fingerprints {
+    type Hasher = FingerprintHasher;
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher { key: self.key, hash: 0 }
+    }
+}
+
+struct FingerprintHasher {
+    key: [u64; 2],
+    hash: u64,
+}
+
+impl FingerprintHasher {
+    fn mix(&mut self, low: u64, high: u64) {
+        let product = u128::from(low ^ self.key[0]) * u128::from(high ^ self.key[1]);
+        self.hash = self.hash.rotate_left(26) ^ (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only integer keys reach the tables; anything else still hashes, a word at a time.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word), chunk.len() as u64);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n, 0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.mix(n as u64, (n >> 64) as u64);
+    }
+}
 
 /// Duplicate-request state. Most prompts are sent once, and a duplicate needs at least two:
 /// a prompt seen once keeps only its first record, and becomes a full series when it comes
@@ -137,7 +196,7 @@ type Map<T> = HashMap<u128, Slot<T>>;
 #[derive(Default)]
 struct Duplicates {
     repeated: Map<Series>,
-    once: HashMap<u128, Once>,
+    once: HashMap<u128, Once, Fingerprints>,
 }
 
 struct Once {
@@ -197,10 +256,10 @@ impl Behavior {
                     state_of.push(states.len());
                     fed_by.push(i);
                     states.push(match r.kind {
-                        BehaviorKind::NewAttribute { .. } => State::Habits(HashMap::new()),
-                        BehaviorKind::KeyThenNewIp { .. } => State::Keys(HashMap::new()),
+                        BehaviorKind::NewAttribute { .. } => State::Habits(HashMap::default()),
+                        BehaviorKind::KeyThenNewIp { .. } => State::Keys(HashMap::default()),
                         BehaviorKind::DuplicateRequests { .. } => State::Duplicates(Duplicates::default()),
-                        _ => State::Series(HashMap::new()),
+                        _ => State::Series(HashMap::default()),
                     });
                 }
             }
@@ -264,15 +323,21 @@ impl Behavior {
                     let add = |series: &mut Series, p: &Point| series.add(p.clone(), width, 0, keep);
                     if dups.repeated.contains_key(&key) {
                         upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
-                    } else if let Some(first) = dups.once.remove(&key) {
-                        let first_who = || Arc::clone(&first.who);
-                        let earlier = Place { point: &first.point, who: &first_who, seq: first.seq };
-                        let promoted = upsert(&mut dups.repeated, key, first.entity, Some(first.prompt), &earlier, |s| add(s, &first.point));
-                        self.bytes = self.bytes.saturating_sub(ONCE_BYTES);
-                        promoted + upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
                     } else {
-                        dups.once.insert(key, Once { entity: c, prompt: fp, point: o.point.clone(), who: shared.get(), seq });
-                        ONCE_BYTES
+                        match dups.once.entry(key) {
+                            std::collections::hash_map::Entry::Occupied(seen) => {
+                                let first = seen.remove();
+                                let first_who = || Arc::clone(&first.who);
+                                let earlier = Place { point: &first.point, who: &first_who, seq: first.seq };
+                                let promoted = upsert(&mut dups.repeated, key, first.entity, Some(first.prompt), &earlier, |s| add(s, &first.point));
+                                self.bytes = self.bytes.saturating_sub(ONCE_BYTES);
+                                promoted + upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
+                            }
+                            std::collections::hash_map::Entry::Vacant(new) => {
+                                new.insert(Once { entity: c, prompt: fp, point: o.point.clone(), who: shared.get(), seq });
+                                ONCE_BYTES
+                            }
+                        }
                     }
                 }
                 (BehaviorKind::AttemptBurst { threshold }, State::Series(map)) if o.attack => {
@@ -685,6 +750,19 @@ fn volume_findings(rule_index: usize, rule: &BehaviorRule, test: &VolumeTest, sl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_spread_keys_that_differ_in_either_half_and_differ_per_table() {
+        use std::hash::BuildHasher;
+        let table = Fingerprints::default();
+        let hashes: std::collections::HashSet<u64> = (0..64u32)
+            .flat_map(|i| [u128::from(i), u128::from(i) << 64, u128::MAX - u128::from(i)])
+            .map(|k| table.hash_one(k))
+            .collect();
+        assert_eq!(hashes.len(), 3 * 64 - 1, "only 0 and 0 << 64 are the same key");
+        let other = Fingerprints::default();
+        assert_ne!(table.hash_one(42u128), other.hash_one(42u128), "each table draws its own key");
+    }
 
     #[test]
     fn a_caller_no_entity_holds_is_purged_while_its_record_is_still_in_flight() {
