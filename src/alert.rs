@@ -39,6 +39,28 @@ pub struct AlertOut {
     pub entity: String,
 }
 
+/// What the writer thread needs of an alert besides its encoded bytes: what it is counted,
+/// de-duplicated and grouped into incidents by.
+#[derive(Debug, Clone)]
+pub struct AlertMeta {
+    pub id: String,
+    pub threat: Threat,
+    pub severity: Severity,
+    pub incident: IncidentKey,
+    pub title: String,
+    pub first_activity: String,
+}
+
+impl AlertOut {
+    /// The alert's [`AlertMeta`]; its JSON tree is freed here. Built on a worker, the tree was
+    /// freed on the writer thread, a few dozen small allocations per alert that allocator had
+    /// to hand back across threads: a twentieth of that thread's instructions.
+    pub fn into_meta(self) -> AlertMeta {
+        let AlertOut { id, threat, severity, incident, title, first_activity, .. } = self;
+        AlertMeta { id, threat, severity, incident, title, first_activity }
+    }
+}
+
 /// Which incident an alert belongs to: its primary entity and the UTC day (DESIGN §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IncidentKey {

@@ -34,7 +34,7 @@ pub enum Emitted {
 
 pub struct AlertItem {
     pub encoded: Vec<u8>,
-    pub meta: alert::AlertOut,
+    pub meta: alert::AlertMeta,
 }
 
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
@@ -117,7 +117,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                     continue;
                 }
                 attack |= matches!(finding.threat, Threat::Jailbreak | Threat::IndirectPromptInjection | Threat::AsciiSmuggling);
-                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built })));
+                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built.into_meta() })));
             }
             if observe {
                 if let Some(o) = behavior::observe(record, attack) {
@@ -309,7 +309,7 @@ impl Sink<Emitted> for AlertSink {
                     continue;
                 }
             }
-            let item = AlertItem { encoded: encode(self.format, &built), meta: built };
+            let item = AlertItem { encoded: encode(self.format, &built), meta: built.into_meta() };
             self.write_alert(&item, out, stats)?;
         }
         stats.behavior_entities = self.behavior.entities();
