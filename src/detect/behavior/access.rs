@@ -37,7 +37,7 @@ impl Values {
                     seen.first = p.clone();
                     seen.who = who.get();
                 }
-                (u64::from(keep_earliest(&mut seen.earliest, p.clone(), CONTRIBUTING_CAP)), false)
+                (u64::from(keep_earliest(&mut seen.earliest, p, CONTRIBUTING_CAP)), false)
             }
             Err(_) if self.0.len() >= max_values => (0, true),
             Err(i) => {
@@ -68,7 +68,7 @@ pub struct Habits {
 
 impl Habits {
     pub fn add(&mut self, p: &Point, value: Option<u128>, display: &dyn Fn() -> String, who: &LazyWho, min_history: u64, max_values: usize) -> (u64, bool) {
-        let mut added = u64::from(keep_earliest(&mut self.earliest, p.clone(), min_history.clamp(1, 10_000) as usize));
+        let mut added = u64::from(keep_earliest(&mut self.earliest, p, min_history.clamp(1, 10_000) as usize));
         let Some(v) = value else { return (added, false) };
         let (n, dropped) = self.values.add(p, v, display, who, max_values);
         added += n;
@@ -105,7 +105,7 @@ pub(crate) fn new_values(rule: usize, attribute: Attribute, learning: i64, min_h
     let mut contributing = Vec::new();
     for (_, s) in &new {
         for p in &s.earliest {
-            keep_earliest(&mut contributing, p.clone(), CONTRIBUTING_CAP);
+            keep_earliest(&mut contributing, p, CONTRIBUTING_CAP);
         }
     }
     let total: u64 = new.iter().map(|(_, s)| s.count).sum();
@@ -215,7 +215,7 @@ pub(crate) fn key_then_new_ranges(rule: usize, window: i64, min_history: u64, na
         let mut calls = Vec::new();
         for (_, s) in &new {
             for p in &s.earliest {
-                keep_earliest(&mut calls, p.clone(), CONTRIBUTING_CAP - 1);
+                keep_earliest(&mut calls, p, CONTRIBUTING_CAP - 1);
             }
         }
         contributing.extend(calls);

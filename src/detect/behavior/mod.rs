@@ -320,7 +320,7 @@ impl Behavior {
                     let key = combine(to, fp);
                     let width = (rule.window / series::STEPS).max(1);
                     let keep = (*threshold as usize).max(CONTRIBUTING_CAP);
-                    let add = |series: &mut Series, p: &Point| series.add(p.clone(), width, 0, keep);
+                    let add = |series: &mut Series, p: &Point| series.add(p, width, 0, keep);
                     if dups.repeated.contains_key(&key) {
                         upsert(&mut dups.repeated, key, c, Some(fp), &at, |s| add(s, &o.point))
                     } else {
@@ -354,7 +354,7 @@ impl Behavior {
                         VolumeEntity::Resource => o.resource,
                     };
                     let (true, Some(e)) = (o.data_plane, entity) else { continue };
-                    upsert(map, e.hash, e, None, &at, |s: &mut Series| s.add(o.point.clone(), rule.window, o.tokens, CONTRIBUTING_CAP))
+                    upsert(map, e.hash, e, None, &at, |s: &mut Series| s.add(&o.point, rule.window, o.tokens, CONTRIBUTING_CAP))
                 }
                 (BehaviorKind::NewAttribute { attribute, min_history, .. }, State::Habits(map)) => {
                     let value = match attribute {
@@ -609,7 +609,7 @@ fn count_caller(map: &mut Map<Series>, o: &Observation, at: &Place, window: i64,
     let Some(c) = o.caller else { return 0 };
     let width = (window / series::STEPS).max(1);
     let keep = (threshold as usize).max(CONTRIBUTING_CAP);
-    upsert(map, c.hash, c, None, at, |s: &mut Series| s.add(o.point.clone(), width, 0, keep))
+    upsert(map, c.hash, c, None, at, |s: &mut Series| s.add(&o.point, width, 0, keep))
 }
 
 fn ts(secs: i64) -> jiff::Timestamp {

@@ -28,8 +28,12 @@ impl Point {
 
 /// Inserts `p` into the sorted `list` keeping only its `keep` smallest elements: the kept set
 /// is the same whatever order points are inserted in.
-pub fn keep_earliest(list: &mut Vec<Point>, p: Point, keep: usize) -> bool {
-    let pos = match list.binary_search(&p) {
+pub fn keep_earliest(list: &mut Vec<Point>, p: &Point, keep: usize) -> bool {
+    // Records mostly come in time order: a full list's last point settles most of them.
+    if list.len() >= keep && list.last().is_some_and(|last| p >= last) {
+        return false;
+    }
+    let pos = match list.binary_search(p) {
         Ok(_) => return false,
         Err(pos) => pos,
     };
@@ -37,7 +41,7 @@ pub fn keep_earliest(list: &mut Vec<Point>, p: Point, keep: usize) -> bool {
         return false;
     }
     grow_gently(list);
-    list.insert(pos, p);
+    list.insert(pos, p.clone());
     if list.len() > keep {
         list.pop();
         return false;
@@ -71,7 +75,7 @@ pub struct Series {
 
 impl Series {
     /// Adds a point; returns how many retained entries (buckets and points) were added.
-    pub fn add(&mut self, p: Point, width: i64, amount: u64, keep: usize) -> u64 {
+    pub fn add(&mut self, p: &Point, width: i64, amount: u64, keep: usize) -> u64 {
         let idx = p.secs().div_euclid(width);
         let (i, mut added) = match self.buckets.binary_search_by_key(&idx, |(b, _)| *b) {
             Ok(i) => (i, 0),
@@ -96,7 +100,7 @@ impl Series {
         let mut out: Vec<Point> = Vec::new();
         for (_, b) in self.buckets.iter().filter(|(i, _)| (from..=to).contains(i)) {
             for p in &b.earliest {
-                keep_earliest(&mut out, p.clone(), cap);
+                keep_earliest(&mut out, p, cap);
             }
         }
         out
@@ -267,13 +271,21 @@ mod tests {
         let mut a = Vec::new();
         let mut b = Vec::new();
         for p in &points {
-            keep_earliest(&mut a, p.clone(), 5);
+            keep_earliest(&mut a, p, 5);
         }
         for p in points.iter().rev() {
-            keep_earliest(&mut b, p.clone(), 5);
+            keep_earliest(&mut b, p, 5);
         }
         assert_eq!(a, b);
         assert_eq!(a.len(), 5);
+        // In time order (the usual case) all but the first few are turned away by the last.
+        let mut sorted = points.clone();
+        sorted.sort();
+        let mut c = Vec::new();
+        let kept: Vec<bool> = sorted.iter().map(|p| keep_earliest(&mut c, p, 5)).collect();
+        assert_eq!(c, a);
+        assert_eq!(kept.iter().filter(|k| **k).count(), 5);
+        assert!(!keep_earliest(&mut c, &sorted[0], 5), "a point already kept is not kept twice");
     }
 
     #[test]
@@ -281,7 +293,7 @@ mod tests {
         // 60 s window (15 s steps); 5 events in 40 s, then quiet, then 2 more.
         let mut s = Series::default();
         for (i, t) in [100, 110, 120, 130, 140, 500, 505].iter().enumerate() {
-            s.add(at(*t, i as u64), 15, 0, 5);
+            s.add(&at(*t, i as u64), 15, 0, 5);
         }
         let found = bursts(&s, 5);
         assert_eq!(found.len(), 1);
@@ -303,7 +315,7 @@ mod tests {
             };
             for k in 0..n {
                 line += 1;
-                s.add(at(hour * 3600 + k as i64, line), 3600, 0, 3);
+                s.add(&at(hour * 3600 + k as i64, line), 3600, 0, 3);
             }
         }
         let t = VolumeTest { baseline_windows: 24, min_baseline_windows: 6, factor: 5.0, min_score: 6.0, min_value: 100, tokens: false };
@@ -315,7 +327,7 @@ mod tests {
         let mut busy = Series::default();
         for hour in 0..30i64 {
             for k in 0..if hour == 28 { 220 } else { 50 } {
-                busy.add(at(hour * 3600 + k, 0), 3600, 0, 1);
+                busy.add(&at(hour * 3600 + k, 0), 3600, 0, 1);
             }
         }
         assert!(anomalies(&busy, &t).is_empty());
