@@ -112,12 +112,12 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
             for finding in engine.findings_memo(record, memo) {
                 let built = alert::build(&engine, record, &finding, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
-                if !suppressions.is_empty() && suppressions.matching(&built.id, &rule_ids, record).is_some() {
+                if !suppressions.is_empty() && suppressions.matching(&built.meta.id, &rule_ids, record).is_some() {
                     out.push(Emitted::Suppressed);
                     continue;
                 }
                 attack |= matches!(finding.threat, Threat::Jailbreak | Threat::IndirectPromptInjection | Threat::AsciiSmuggling);
-                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built.into_meta() })));
+                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built.meta })));
             }
             if observe {
                 if let Some(o) = behavior::observe(record, attack) {
@@ -304,12 +304,12 @@ impl Sink<Emitted> for AlertSink {
                     .map(String::as_str)
                     .chain(f.entity.split_once(':').map(|(_, v)| v))
                     .collect();
-                if self.suppressions.matching_entities(&built.id, &[rule.id.as_str()], &entities).is_some() {
+                if self.suppressions.matching_entities(&built.meta.id, &[rule.id.as_str()], &entities).is_some() {
                     self.suppressed += 1;
                     continue;
                 }
             }
-            let item = AlertItem { encoded: encode(self.format, &built), meta: built.into_meta() };
+            let item = AlertItem { encoded: encode(self.format, &built), meta: built.meta };
             self.write_alert(&item, out, stats)?;
         }
         stats.behavior_entities = self.behavior.entities();

@@ -103,12 +103,12 @@ fn flat(a: &AlertOut) -> Vec<(&'static str, String)> {
     };
     vec![
         ("Timestamp", str_at(v, &["firstActivityDateTime"]).to_owned()),
-        ("AlertId", a.id.clone()),
-        ("Title", a.title.clone()),
-        ("Severity", a.severity.as_str().to_owned()),
+        ("AlertId", a.meta.id.clone()),
+        ("Title", a.meta.title.clone()),
+        ("Severity", a.meta.severity.as_str().to_owned()),
         ("Category", str_at(v, &["category"]).to_owned()),
         ("AttackTechniques", techniques.join(";")),
-        ("Threat", a.threat.as_str().to_owned()),
+        ("Threat", a.meta.threat.as_str().to_owned()),
         ("AlertType", str_at(ad, &["alertType"]).to_owned()),
         ("DetectorId", str_at(v, &["detectorId"]).to_owned()),
         ("Surface", str_at(ad, &["surface"]).to_owned()),
@@ -124,7 +124,7 @@ fn flat(a: &AlertOut) -> Vec<(&'static str, String)> {
         ("CorrelationId", str_at(ad, &["correlationId"]).to_owned()),
         ("SourceFile", str_at(ad, &["sourceFile"]).to_owned()),
         ("SourceLine", ad["sourceLine"].as_u64().map(|n| n.to_string()).unwrap_or_default()),
-        ("IncidentId", a.incident.id.clone()),
+        ("IncidentId", a.meta.incident.id.clone()),
     ]
 }
 
