@@ -31,7 +31,6 @@ pub struct AlertContext {
 pub struct AlertOut {
     pub alert: Value,
     pub meta: AlertMeta,
-    pub entity: String,
 }
 
 /// What the writer thread needs of an alert besides its encoded bytes: what it is counted,
@@ -55,6 +54,14 @@ pub struct IncidentKey {
     pub id: String,
     pub entity_kind: &'static str,
     pub entity: String,
+}
+
+impl IncidentKey {
+    /// The incident of an alert about `(kind, entity)` whose activity started at `time` (RFC 3339).
+    fn of((entity_kind, entity): (&'static str, String), time: &str) -> IncidentKey {
+        let day = time.get(..10).unwrap_or("");
+        IncidentKey { id: format!("aihi-{}", &record_hash(&format!("{entity_kind}\u{0}{entity}\u{0}{day}"))[..20]), entity_kind, entity }
+    }
 }
 
 #[derive(Serialize)]
@@ -91,13 +98,7 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
         record_hash(&format!("{}\u{0}{}\u{0}{}\u{0}{}", rule_ids.join(","), identity, surface_name, primary.matched))
     );
     let time = record.time.map(|t| t.to_string()).unwrap_or_else(|| ctx.created.clone());
-    let (entity_kind, entity) = primary_entity(record);
-    let day = time.get(..10).unwrap_or("").to_owned();
-    let incident = IncidentKey {
-        id: format!("aihi-{}", &record_hash(&format!("{entity_kind}\u{0}{entity}\u{0}{day}"))[..20]),
-        entity_kind,
-        entity: entity.clone(),
-    };
+    let incident = IncidentKey::of(primary_entity(record), &time);
     let title = title(finding.threat, record, &rule.title);
     let mut mitre: Vec<String> = Vec::new();
     let mut atlas: Vec<String> = Vec::new();
@@ -190,7 +191,6 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
             last: time,
             evidence: evidence(record, finding.threat, &ctx.created),
             additional,
-            entity,
         },
         ctx,
     )
@@ -213,7 +213,6 @@ struct AlertParts<'a> {
     last: String,
     evidence: Vec<Evidence>,
     additional: Map<String, Value>,
-    entity: String,
 }
 
 fn assemble(p: AlertParts, ctx: &AlertContext) -> AlertOut {
@@ -245,7 +244,6 @@ fn assemble(p: AlertParts, ctx: &AlertContext) -> AlertOut {
     AlertOut {
         alert: strip_nulls(alert),
         meta: AlertMeta { id: p.id, threat: p.threat, severity: p.severity, incident: p.incident, title: p.title, first_activity: p.first },
-        entity: p.entity,
     }
 }
 
@@ -255,13 +253,7 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
     let id = format!("aih-{}", record_hash(&format!("{}\u{0}{}\u{0}{}", rule.id, f.entity, f.anchor)));
     let first = f.first.to_string();
     let last = f.last.max(f.first).to_string();
-    let (entity_kind, entity) = who_entity(&f.who);
-    let day = first.get(..10).unwrap_or("").to_owned();
-    let incident = IncidentKey {
-        id: format!("aihi-{}", &record_hash(&format!("{entity_kind}\u{0}{entity}\u{0}{day}"))[..20]),
-        entity_kind,
-        entity: entity.clone(),
-    };
+    let incident = IncidentKey::of(who_entity(&f.who), &first);
     let title = terminal::escape(&format!("{} by {}", rule.title, f.entity_label)).into_owned();
     let place = |p: &Point| {
         strip_nulls(json!({
@@ -324,7 +316,6 @@ pub fn build_behavior(rule: &BehaviorRule, f: &BehaviorFinding, ctx: &AlertConte
             last,
             evidence,
             additional,
-            entity,
         },
         ctx,
     )

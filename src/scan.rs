@@ -37,6 +37,14 @@ pub struct AlertItem {
     pub meta: alert::AlertMeta,
 }
 
+impl AlertItem {
+    /// Encodes `built` and keeps its meta; its JSON tree is freed here, on the thread that
+    /// built it (see [`alert::AlertMeta`]).
+    fn new(format: Format, built: alert::AlertOut) -> AlertItem {
+        AlertItem { encoded: encode(format, &built), meta: built.meta }
+    }
+}
+
 pub fn run(args: &ScanArgs) -> Result<Outcome> {
     let mut config = InputConfig::from_args(&args.input)?;
     let now = scan_time()?;
@@ -117,7 +125,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                     continue;
                 }
                 attack |= matches!(finding.threat, Threat::Jailbreak | Threat::IndirectPromptInjection | Threat::AsciiSmuggling);
-                out.push(Emitted::Alert(Box::new(AlertItem { encoded: encode(format, &built), meta: built.meta })));
+                out.push(Emitted::Alert(Box::new(AlertItem::new(format, built))));
             }
             if observe {
                 if let Some(o) = behavior::observe(record, attack) {
@@ -309,7 +317,7 @@ impl Sink<Emitted> for AlertSink {
                     continue;
                 }
             }
-            let item = AlertItem { encoded: encode(self.format, &built), meta: built.meta };
+            let item = AlertItem::new(self.format, built);
             self.write_alert(&item, out, stats)?;
         }
         stats.behavior_entities = self.behavior.entities();
