@@ -17,13 +17,11 @@ pub fn caller_ip(raw: &str) -> Option<(String, bool)> {
     if masked {
         return Some((s.to_owned(), true));
     }
-    // Most callers are plain IPv4, which the parser accepts only in the form it prints (no
-    // leading zeros): keep the text, as printing the address again cost 1,400 instructions.
-    if s.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Some((s.to_owned(), false));
-    }
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Some((canonical(ip), false));
+        // The parser accepts IPv4 only in the form it prints (no leading zeros): its text is
+        // kept, as printing the address again cost 1,400 instructions.
+        let text = if ip.is_ipv4() { s.to_owned() } else { canonical(ip) };
+        return Some((text, false));
     }
     if let Ok(sock) = s.parse::<std::net::SocketAddr>() {
         return Some((canonical(sock.ip()), false));
