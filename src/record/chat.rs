@@ -5,7 +5,7 @@
 //! lines and OpenTelemetry messages later. Bodies cut short by a logging cap are not thrown
 //! away: [`apply_body_text`] recovers the message strings a truncated body still holds.
 
-use super::json::{array, decode_str, json_type, JsonType, Nested, Obj, Raw};
+use super::json::{array, decode_str, json_type, Doc, JsonType, Nested, Obj, Raw};
 use super::{FilterTarget, FilterVerdict, Record, Surface, ToolCall};
 
 /// Which side of an exchange a body is.
@@ -32,7 +32,8 @@ pub fn apply_body_text(text: &str, side: Side, origin: &str, r: &mut Record) {
     if trimmed.is_empty() {
         return;
     }
-    if let Ok(obj) = Obj::parse(trimmed) {
+    let doc = Doc::parse(trimmed).ok();
+    if let Some(obj) = doc.as_ref().and_then(Doc::obj) {
         match side {
             Side::Request => apply_request(&obj, origin, r),
             Side::Response => apply_response(&obj, origin, r),
@@ -458,7 +459,8 @@ fn apply_sse(text: &str, origin: &str, r: &mut Record) {
         if data == "[DONE]" || data.is_empty() {
             continue;
         }
-        let Ok(chunk) = Obj::parse(data) else { continue };
+        let Ok(chunk) = Doc::parse(data) else { continue };
+        let Some(chunk) = chunk.obj() else { continue };
         for c in chunk.get("choices").and_then(array).unwrap_or_default() {
             let Some(c) = Obj::from_raw(c) else { continue };
             if let Some(d) = c.get("delta").and_then(Obj::from_raw) {
@@ -624,8 +626,8 @@ mod tests {
     #[test]
     fn object_arguments_are_compacted_in_their_own_key_order() {
         let mut r = rec();
-        let m = Obj::parse(r#"{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{ "z" : "a b\" c", "a" : [1, 2] }}}]}"#).unwrap();
-        apply_message(&m, "m", Side::Response, &mut r);
+        let m = Doc::parse(r#"{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{ "z" : "a b\" c", "a" : [1, 2] }}}]}"#).unwrap();
+        apply_message(&m.object(), "m", Side::Response, &mut r);
         assert_eq!(r.tool_calls[0].arguments, r#"{"z":"a b\" c","a":[1,2]}"#);
         assert_eq!(texts(&r, Surface::ToolArguments), vec![r#"{"z":"a b\" c","a":[1,2]}"#]);
     }
@@ -633,8 +635,8 @@ mod tests {
     #[test]
     fn a_default_role_applies_only_when_the_message_names_none() {
         let mut r = rec();
-        apply_message_as(&Obj::parse(r#"{"content":"hi"}"#).unwrap(), Some("system"), "a", Side::Request, &mut r);
-        apply_message_as(&Obj::parse(r#"{"role":"user","content":"yo"}"#).unwrap(), Some("system"), "b", Side::Request, &mut r);
+        apply_message_as(&Doc::parse(r#"{"content":"hi"}"#).unwrap().object(), Some("system"), "a", Side::Request, &mut r);
+        apply_message_as(&Doc::parse(r#"{"role":"user","content":"yo"}"#).unwrap().object(), Some("system"), "b", Side::Request, &mut r);
         assert_eq!(texts(&r, Surface::System), vec!["hi"]);
         assert_eq!(texts(&r, Surface::UserPrompt), vec!["yo"]);
     }

@@ -3,6 +3,8 @@
 //! Classification looks only at names and a few values, never guesses: an object that matches
 //! no known shape is rejected as `unknown_shape` so the user can see it was not understood.
 
+use std::borrow::Cow;
+
 use super::json::{decode_str, Obj};
 use super::RecordKind;
 
@@ -111,7 +113,7 @@ fn app_shape(obj: &Obj<'_>) -> Option<RecordKind> {
     if obj.has("input") && (obj.has("preferred_output") || obj.has("non_preferred_output")) {
         return Some(RecordKind::TrainingExample);
     }
-    if obj.has("messages") && obj.keys().all(|k| TRAINING_KEYS.contains(&k)) && is_training_dialogue(obj) {
+    if obj.has("messages") && obj.keys().all(|k| TRAINING_KEYS.contains(&k.as_ref())) && is_training_dialogue(obj) {
         return Some(RecordKind::TrainingExample);
     }
     if is_chat_request(obj) || is_chat_response(obj) {
@@ -188,7 +190,8 @@ fn log_analytics_table(obj: &Obj<'_>) -> Option<RecordKind> {
 
 /// The first field names of an object, for a rejection message a user can act on.
 fn key_summary(obj: &Obj<'_>) -> String {
-    let mut keys: Vec<&str> = obj.keys().take(12).collect();
+    let keys: Vec<Cow<str>> = obj.keys().take(12).collect();
+    let mut keys: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
     if keys.is_empty() {
         return "(empty object)".into();
     }
@@ -210,7 +213,7 @@ mod tests {
     use super::*;
 
     fn kind(s: &str) -> Result<RecordKind, ClassifyError> {
-        classify(&Obj::parse(s).unwrap())
+        classify(&super::super::json::Doc::parse(s).unwrap().object())
     }
 
     #[test]

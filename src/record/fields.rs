@@ -122,7 +122,7 @@ pub fn la_text(obj: &Obj<'_>, name: &str) -> Option<String> {
         // Most records have none of these columns: one pass over the keys rules them out
         // without building the five suffixed names.
         let suffixed = |k: &str| k.len() == name.len() + 2 && k.is_char_boundary(name.len()) && k[..name.len()].eq_ignore_ascii_case(name);
-        if !obj.keys().any(suffixed) {
+        if !obj.keys().any(|k| suffixed(&k)) {
             return None;
         }
         ["_s", "_d", "_g", "_b", "_t"]

@@ -5,10 +5,9 @@
 
 use super::chat::{self, Side};
 use super::fields::{la_text, nested};
-use super::json::{array, decode_str, json_type, JsonType, Obj, Raw};
+use super::json::{array, decode_str, json_type, Doc, JsonType, Obj, Raw};
 use super::llm_join::LlmChunk;
 use super::{parse_resource_id, time, FrameRecords, Record, RecordKind, RecordOrigin, RowRef, SourceFormat};
-use serde_json::value::RawValue;
 
 pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
     let la = obj.has("TimeGenerated");
@@ -47,7 +46,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
         let Some(raw) = raw else { continue };
         match messages_text(raw) {
             Messages::Logged(value) => apply_messages(value, side, name, &mut row),
-            Messages::Decoded(value) => apply_messages(Raw::from(&*value), side, name, &mut row),
+            Messages::Decoded(doc) => apply_messages(doc.root(), side, name, &mut row),
             Messages::Chunk(text) => chunks.push((side, text)),
             Messages::Empty => {}
         }
@@ -77,7 +76,7 @@ enum Messages<'a> {
     /// An array or object logged as one (already validated with its record).
     Logged(Raw<'a>),
     /// An array or object decoded from the string it was logged as.
-    Decoded(Box<RawValue>),
+    Decoded(Doc<'static>),
     Chunk(String),
     Empty,
 }
@@ -92,8 +91,8 @@ fn messages_text(raw: Raw<'_>) -> Messages<'_> {
             if s.trim().is_empty() {
                 return Messages::Empty;
             }
-            match serde_json::from_str::<Box<RawValue>>(&s) {
-                Ok(v) if matches!(json_type(Raw::from(&*v)), JsonType::Array | JsonType::Object) => Messages::Decoded(v),
+            match Doc::parse(&s) {
+                Ok(doc) if matches!(json_type(doc.root()), JsonType::Array | JsonType::Object) => Messages::Decoded(doc.into_owned()),
                 _ => Messages::Chunk(s.into_owned()),
             }
         }

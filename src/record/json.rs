@@ -2,50 +2,181 @@
 //!
 //! Azure writes the same field as `resourceId`, `ResourceId` or `resourceid` depending on the
 //! export path, and nests objects either as JSON or as JSON-encoded strings. Building a
-//! `serde_json::Value` for every record would cost 3x the parse time, so an [`Obj`] keeps each
-//! top-level value as a borrowed [`Raw`] and decodes only the fields an adapter asks for.
-//! serde_json validates each document once; objects and arrays inside it are then only split.
+//! `serde_json::Value` for every record would cost 3x the parse time, so a document is read
+//! once into a [`Doc`]: its text, validated, and the place of every value in it with its key.
+//! A [`Raw`] is one value of a document, borrowed; an [`Obj`] steps from value to value to
+//! find a key, and neither scans text again. Strings are decoded only when an adapter asks for
+//! one.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-/// A JSON object as a list of (key, raw value) pairs, borrowed from the source text.
-#[derive(Debug, Clone, Default)]
-pub struct Obj<'a> {
-    entries: Vec<(Cow<'a, str>, Raw<'a>)>,
+/// One value's place in its document: the byte range of its text, how many values its subtree
+/// holds (itself included), which is how far away the next value at its level is, and whether
+/// a string holds an escape. A value in an object also carries its key: where the key's text
+/// starts (after its quote) and how long it is as written, with [`ESCAPED_KEY`] set when it
+/// holds an escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Node {
+    start: u32,
+    end: u32,
+    size: u32,
+    key_start: u32,
+    key_len: u32,
+    escaped: bool,
+    /// For an object, a bit for each of its keys ([`key_bit`]; every bit when a key holds an
+    /// escape). Adapters ask each object for dozens of names it does not have, in several
+    /// spellings; most are refused here without a look at its keys.
+    key_bits: u64,
 }
 
-/// The text of one JSON value, borrowed from a document serde_json has validated. Only this
-/// module makes one, from serde's `RawValue` or as a part of another, so the values inside it
-/// can be found without checking, and scanning, every byte again: a request body's messages
-/// used to be validated once per level they are nested in.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Raw<'a>(&'a str);
+/// Set in [`Node::key_len`] for a key that holds an escape: its written length is not its
+/// length.
+const ESCAPED_KEY: u32 = 1 << 31;
+
+/// The node of `{}`, for an empty [`Obj`] that no document holds.
+static EMPTY_OBJECT: [Node; 1] = [Node { start: 0, end: 2, size: 1, key_start: 0, key_len: 0, escaped: false, key_bits: 0 }];
+
+/// A key's bit in its object's [`Node::key_bits`]: from its length and its first and last
+/// bytes, without regard to ASCII case, as lookups compare keys.
+fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = (key.first().copied().unwrap_or(0) | 0x20, key.last().copied().unwrap_or(0) | 0x20);
+    let mixed = (key.len() as u32).wrapping_mul(0x9E37_79B1) ^ u32::from(first).wrapping_mul(0x85EB_CA77) ^ u32::from(last).wrapping_mul(0xC2B2_AE3D);
+    1 << (mixed >> 26)
+}
+
+/// A JSON document, validated in one pass that also recorded where each of its values is.
+/// Owns the text when it was decoded out of another document (a body logged as a string).
+pub struct Doc<'a> {
+    text: Cow<'a, str>,
+    nodes: Vec<Node>,
+}
+
+impl<'a> Doc<'a> {
+    /// Reads `text`, which must be one JSON value (whitespace around it is allowed).
+    pub fn parse(text: &'a str) -> Result<Doc<'a>, serde_json::Error> {
+        Doc::read(Cow::Borrowed(text))
+    }
+
+    /// [`Doc::parse`] of a text the document keeps.
+    pub fn parse_owned(text: String) -> Result<Doc<'static>, serde_json::Error> {
+        Doc::read(Cow::Owned(text))
+    }
+
+    /// The same document, keeping its own copy of the text.
+    pub fn into_owned(self) -> Doc<'static> {
+        Doc { text: Cow::Owned(self.text.into_owned()), nodes: self.nodes }
+    }
+
+    fn read(text: Cow<'a, str>) -> Result<Doc<'a>, serde_json::Error> {
+        match tape::read(&text) {
+            Ok(nodes) => Ok(Doc { text, nodes }),
+            Err(at) => Err(syntax_error(&text, at)),
+        }
+    }
+
+    /// The document's value.
+    pub fn root(&self) -> Raw<'_> {
+        let text = self.nodes.first().and_then(|n| self.text.get(n.start as usize..n.end as usize));
+        match text {
+            Some(text) => Raw { text, nodes: &self.nodes },
+            None => Raw::EMPTY_OBJECT,
+        }
+    }
+
+    /// The document's value when it is an object.
+    pub fn obj(&self) -> Option<Obj<'_>> {
+        Obj::from_raw(self.root())
+    }
+}
+
+#[cfg(test)]
+impl Doc<'_> {
+    /// The document's object; tests only.
+    pub fn object(&self) -> Obj<'_> {
+        self.obj().expect("the document is an object")
+    }
+}
+
+/// The error for a text the reader refused at byte `at`. serde_json words it (bad lines are
+/// rare, and its messages are the ones users see elsewhere); the reader accepts everything
+/// serde_json does, and lone surrogate escapes besides, so it only words what it refused.
+fn syntax_error(text: &str, at: usize) -> serde_json::Error {
+    match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+        Err(e) => e,
+        Ok(_) => serde::de::Error::custom(format!("unreadable JSON at byte {at}")),
+    }
+}
+
+/// The text of one JSON value of a [`Doc`], with the places of the values inside it.
+#[derive(Clone, Copy)]
+pub struct Raw<'a> {
+    text: &'a str,
+    /// This value's node, then its subtree's, in document order.
+    nodes: &'a [Node],
+}
 
 impl<'a> Raw<'a> {
+    const EMPTY_OBJECT: Raw<'static> = Raw { text: "{}", nodes: &EMPTY_OBJECT };
+
     /// The value's JSON text.
     pub fn get(self) -> &'a str {
-        self.0
+        self.text
     }
 
-    /// Validates `text` as one JSON value.
-    pub fn parse(text: &'a str) -> Result<Raw<'a>, serde_json::Error> {
-        serde_json::from_str::<&RawValue>(text).map(Raw::from)
+    fn node(self) -> Node {
+        self.nodes.first().copied().unwrap_or(EMPTY_OBJECT[0])
+    }
+
+    /// The value whose node is `at` places into this one's subtree.
+    fn child(self, at: usize) -> Option<Raw<'a>> {
+        let node = self.nodes.get(at)?;
+        let nodes = self.nodes.get(at..at + node.size as usize)?;
+        let base = self.node().start;
+        let text = self.text.get((node.start - base) as usize..(node.end - base) as usize)?;
+        Some(Raw { text, nodes })
+    }
+
+    /// The values one level down (an object's values, an array's elements).
+    fn children(self) -> impl Iterator<Item = Raw<'a>> {
+        let mut at = 1;
+        std::iter::from_fn(move || {
+            let child = self.child(at)?;
+            at += child.node().size.max(1) as usize;
+            Some(child)
+        })
+    }
+
+    /// The key of the value whose node is `node`, in this object, as written (escapes and
+    /// all).
+    fn written_key(self, node: &Node) -> &'a str {
+        let start = (node.key_start - self.node().start) as usize;
+        self.text.get(start..start + (node.key_len & !ESCAPED_KEY) as usize).unwrap_or("")
+    }
+
+    /// The key of the value whose node is `node`, in this object, decoded.
+    fn key_text(self, node: &Node) -> Cow<'a, str> {
+        let written = self.written_key(node);
+        if node.key_len & ESCAPED_KEY == 0 {
+            return Cow::Borrowed(written);
+        }
+        let mut out = String::with_capacity(written.len());
+        read_string_into(written, 0, &mut out);
+        Cow::Owned(out)
     }
 }
 
-impl<'a> From<&'a RawValue> for Raw<'a> {
-    fn from(raw: &'a RawValue) -> Raw<'a> {
-        Raw(raw.get())
+impl PartialEq for Raw<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
     }
 }
+
+impl Eq for Raw<'_> {}
 
 impl fmt::Debug for Raw<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "Raw({})", self.0)
+        write!(f, "Raw({})", self.text)
     }
 }
 
@@ -71,123 +202,82 @@ pub fn json_type(raw: Raw<'_>) -> JsonType {
     }
 }
 
-/// A key. `BYTES` reads it as a byte string, for which serde_json accepts a lone surrogate
-/// escape (`\ud800`, which the writer of any key can put there) as replacement characters; as
-/// a string, such a key fails the whole document.
-struct KeyStr<'a, const BYTES: bool>(Cow<'a, str>);
+/// A JSON object of a [`Doc`]: its keys and values, borrowed.
+#[derive(Clone, Copy)]
+pub struct Obj<'a> {
+    raw: Raw<'a>,
+}
 
-impl<'de, const BYTES: bool> Deserialize<'de> for KeyStr<'de, BYTES> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const BYTES: bool>;
-        impl<'de, const BYTES: bool> Visitor<'de> for V<BYTES> {
-            type Value = KeyStr<'de, BYTES>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Owned(v)))
-            }
-            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
-                Ok(KeyStr(match std::str::from_utf8(v) {
-                    Ok(s) => Cow::Borrowed(s),
-                    Err(_) => Cow::Owned(String::from_utf8_lossy(v).into_owned()),
-                }))
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Owned(String::from_utf8_lossy(v).into_owned())))
-            }
-        }
-        if BYTES {
-            d.deserialize_bytes(V::<BYTES>)
-        } else {
-            d.deserialize_str(V::<BYTES>)
-        }
+impl Default for Obj<'_> {
+    fn default() -> Self {
+        Obj { raw: Raw::EMPTY_OBJECT }
     }
 }
 
-/// An object's entries, with keys read as [`KeyStr`] reads them.
-struct Entries<'a, const BYTES: bool>(Vec<(Cow<'a, str>, Raw<'a>)>);
-
-impl<'de, const BYTES: bool> Deserialize<'de> for Entries<'de, BYTES> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const BYTES: bool>;
-        impl<'de, const BYTES: bool> Visitor<'de> for V<BYTES> {
-            type Value = Entries<'de, BYTES>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((k, v)) = map.next_entry::<KeyStr<'de, BYTES>, &'de RawValue>()? {
-                    entries.push((k.0, Raw::from(v)));
-                }
-                Ok(Entries(entries))
-            }
-        }
-        d.deserialize_map(V::<BYTES>)
+impl fmt::Debug for Obj<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Obj({})", self.raw.text)
     }
 }
 
 impl<'a> Obj<'a> {
-    /// Parses `text`, which must be one JSON object.
-    pub fn parse(text: &'a str) -> Result<Obj<'a>, serde_json::Error> {
-        // Keys are read as strings, which borrows them without checking their UTF-8 again; only
-        // a document that fails is read once more with keys as bytes, so that a lone surrogate
-        // in a key (a message's, a request body's: whoever wrote the JSON chose it) cannot
-        // make a record, or the prompt in it, disappear. Its error is the first one.
-        let entries = match serde_json::from_str::<Entries<false>>(text) {
-            Ok(Entries(entries)) => entries,
-            Err(strict) => serde_json::from_str::<Entries<true>>(text).map_err(|_| strict)?.0,
-        };
-        Ok(Obj { entries })
-    }
-
-    /// The entries of a raw value that is an object; `None` for any other type.
+    /// The object a raw value is; `None` for any other type.
     pub fn from_raw(raw: Raw<'a>) -> Option<Obj<'a>> {
-        if json_type(raw) == JsonType::Object {
-            split::object(raw.0).map(|entries| Obj { entries })
-        } else {
-            None
-        }
+        (json_type(raw) == JsonType::Object).then_some(Obj { raw })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.raw.nodes.len() <= 1
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_ref())
+    pub fn keys(&self) -> impl Iterator<Item = Cow<'a, str>> {
+        self.entries().map(|(k, _)| k)
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&str, Raw<'a>)> {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
+    pub fn entries(&self) -> impl Iterator<Item = (Cow<'a, str>, Raw<'a>)> {
+        let raw = self.raw;
+        raw.children().map(move |v| (raw.key_text(&v.node()), v))
     }
 
     /// The value of `key`, compared without regard to ASCII case.
     pub fn get(&self, key: &str) -> Option<Raw<'a>> {
         // An exact match wins over an earlier one that differs in case, which keeps `a`
         // distinct from `A` when a record really has both. One pass: adapters ask for many
-        // names a record does not have.
+        // names a record does not have, and most keys differ from the name in length.
+        let raw = self.raw;
+        if raw.node().key_bits & key_bit(key.as_bytes()) == 0 {
+            return None;
+        }
         let mut folded = None;
-        for (k, v) in &self.entries {
-            if k.len() != key.len() {
+        let mut at = 1;
+        while let Some(v) = raw.nodes.get(at) {
+            let value_at = at;
+            at += v.size.max(1) as usize;
+            if v.key_len as usize != key.len() {
+                if v.key_len & ESCAPED_KEY == 0 {
+                    continue;
+                }
+                let spelled = raw.key_text(v);
+                if spelled == key {
+                    folded = Some(value_at);
+                    break;
+                }
+                if folded.is_none() && spelled.eq_ignore_ascii_case(key) {
+                    folded = Some(value_at);
+                }
                 continue;
             }
-            if k == key {
-                folded = Some(*v);
+            let spelled = raw.written_key(v);
+            if spelled == key {
+                folded = Some(value_at);
                 break;
             }
-            if folded.is_none() && k.eq_ignore_ascii_case(key) {
-                folded = Some(*v);
+            if folded.is_none() && spelled.eq_ignore_ascii_case(key) {
+                folded = Some(value_at);
             }
         }
-        folded.filter(|v| json_type(*v) != JsonType::Null)
+        let value = raw.child(folded?)?;
+        (json_type(value) != JsonType::Null).then_some(value)
     }
 
     /// The first of `keys` that is present and not null.
@@ -218,24 +308,29 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// The text between a string's quotes, as written.
+fn string_body(raw: Raw<'_>) -> &str {
+    raw.text.get(1..raw.text.len().saturating_sub(1)).unwrap_or("")
+}
+
 /// Decodes a JSON string literal; `None` if `raw` is not a string.
 pub fn decode_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     if json_type(raw) != JsonType::String {
         return None;
     }
-    let inner = &raw.get()[1..raw.get().len() - 1];
-    if !inner.contains('\\') {
+    let inner = string_body(raw);
+    if !raw.node().escaped {
         return Some(Cow::Borrowed(inner));
     }
-    // The raw value was validated when its document was parsed, so this only unescapes; it
-    // agrees with serde_json on every string serde_json accepts, and also reads lone
-    // surrogates (`\ud800`), which truncating writers produce and an attacker can add on
-    // purpose, as U+FFFD instead of losing the whole text. Bodies logged as JSON inside a
-    // JSON string escape every quote: serde's decoder stopped at each one, at 4% of a scan.
+    // The document was validated when it was read, so this only unescapes; it agrees with
+    // serde_json on every string serde_json accepts, and also reads lone surrogates
+    // (`\ud800`), which truncating writers produce and an attacker can add on purpose, as
+    // U+FFFD instead of losing the whole text.
     let mut out = String::with_capacity(inner.len());
     read_string_into(inner, 0, &mut out);
     Some(Cow::Owned(out))
 }
+
 
 /// Reads a JSON string body starting after its opening quote; returns the decoded text and
 /// the index after the closing quote (or the end of input when the string was cut off).
@@ -308,6 +403,7 @@ fn unicode_escape(bytes: &[u8], i: usize) -> (char, usize) {
     (char::from_u32(hi).unwrap_or('\u{fffd}'), 4)
 }
 
+
 pub fn scalar_text(raw: Raw<'_>) -> Option<String> {
     let s = match json_type(raw) {
         JsonType::String => decode_str(raw)?.into_owned(),
@@ -374,162 +470,246 @@ pub fn scalar_bool(raw: Raw<'_>) -> Option<bool> {
     }
 }
 
+
 /// The elements of a raw JSON array; `None` if `raw` is not an array.
 pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
     if json_type(raw) != JsonType::Array {
         return None;
     }
-    split::array(raw.0)
+    Some(raw.children().collect())
 }
 
 /// The characters JSON allows around values and between tokens.
 pub const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
-/// Finding the values inside JSON that serde_json has validated: only where each ends is left
-/// to find, and a string is skipped with memchr to its closing quote. Text that is not valid
-/// JSON gives `None` or some split of it, never a panic.
-mod split {
-    use std::borrow::Cow;
+/// The one pass over a document: checks it against the JSON grammar as serde_json does
+/// (lone surrogate escapes aside, which it accepts) and lists every value's place and key.
+mod tape {
+    use super::{key_bit, Node, ESCAPED_KEY};
 
-    use super::{decode_str, Raw, WHITESPACE};
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-    fn is_whitespace(c: &u8) -> bool {
-        WHITESPACE.contains(&char::from(*c))
+    /// The key of the value about to be read, when it is in an object.
+    #[derive(Default)]
+    struct Key {
+        start: u32,
+        len: u32,
+    }
+
+    /// The nodes of `text`, or the byte offset where it stopped being JSON.
+    pub(super) fn read(text: &str) -> Result<Vec<Node>, usize> {
+        let b = text.as_bytes();
+        if u32::try_from(b.len()).is_err() {
+            return Err(0);
+        }
+        let mut nodes: Vec<Node> = Vec::with_capacity(b.len() / 32 + 4);
+        // The arrays and objects open around `i`: their nodes.
+        let mut open: Vec<usize> = Vec::with_capacity(8);
+        let mut key = Key::default();
+        let mut i = skip_whitespace(b, 0);
+        'value: loop {
+            // A value starts at `i`.
+            let start = i as u32;
+            let Key { start: key_start, len: key_len } = std::mem::take(&mut key);
+            let node = Node { start, key_start, key_len, ..Node::default() };
+            match *b.get(i).ok_or(i)? {
+                c @ (b'{' | b'[') => {
+                    open.push(nodes.len());
+                    nodes.push(node);
+                    i = skip_whitespace(b, i + 1);
+                    let object = c == b'{';
+                    if b.get(i) != Some(if object { &b'}' } else { &b']' }) {
+                        if object {
+                            let last = nodes.len() - 1;
+                            (key, i) = read_key(b, i, &mut nodes[last])?;
+                        }
+                        continue 'value;
+                    }
+                    // An empty container is complete here; the loop below closes it.
+                }
+                b'"' => {
+                    let (end, escaped) = string_end(b, i + 1)?;
+                    nodes.push(Node { end: end as u32, size: 1, escaped, ..node });
+                    i = end;
+                }
+                c => {
+                    i = match c {
+                        b't' => literal(b, i, b"true")?,
+                        b'f' => literal(b, i, b"false")?,
+                        b'n' => literal(b, i, b"null")?,
+                        b'-' | b'0'..=b'9' => number(b, i)?,
+                        _ => return Err(i),
+                    };
+                    nodes.push(Node { end: i as u32, size: 1, ..node });
+                }
+            }
+            // A value ended before `i`, or an empty container opened: close what ends here,
+            // and find where the next value starts.
+            loop {
+                let Some(&top) = open.last() else {
+                    // The document's value is complete: only whitespace may follow.
+                    i = skip_whitespace(b, i);
+                    return if i == b.len() { Ok(nodes) } else { Err(i) };
+                };
+                let object = b[nodes[top].start as usize] == b'{';
+                i = skip_whitespace(b, i);
+                match (b.get(i), object) {
+                    (Some(b','), _) => {
+                        i = skip_whitespace(b, i + 1);
+                        if object {
+                            (key, i) = read_key(b, i, &mut nodes[top])?;
+                        }
+                        continue 'value;
+                    }
+                    (Some(b'}'), true) | (Some(b']'), false) => {}
+                    _ => return Err(i),
+                }
+                i += 1;
+                let size = (nodes.len() - top) as u32;
+                nodes[top].end = i as u32;
+                nodes[top].size = size;
+                open.pop();
+            }
+        }
+    }
+
+    /// Reads the key at `i` and the colon after it, for a value of the object whose node is
+    /// `object`; returns the key and where its value starts.
+    fn read_key(b: &[u8], i: usize, object: &mut Node) -> Result<(Key, usize), usize> {
+        if b.get(i) != Some(&b'"') {
+            return Err(i);
+        }
+        let (end, escaped) = string_end(b, i + 1)?;
+        let len = (end - i - 2) as u32;
+        object.key_bits |= if escaped { u64::MAX } else { key_bit(&b[i + 1..end - 1]) };
+        let key = Key { start: (i + 1) as u32, len: if escaped { len | ESCAPED_KEY } else { len } };
+        let colon = skip_whitespace(b, end);
+        if b.get(colon) != Some(&b':') {
+            return Err(colon);
+        }
+        Ok((key, skip_whitespace(b, colon + 1)))
     }
 
     fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
-        while b.get(i).is_some_and(is_whitespace) {
+        while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             i += 1;
         }
         i
     }
 
-    /// The index after the string whose opening quote is at `i`.
-    fn string_end(b: &[u8], i: usize) -> Option<usize> {
-        let mut j = i + 1;
-        loop {
-            j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
-            if b[j] == b'"' {
-                return Some(j + 1);
-            }
-            j += 2;
+    fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, usize> {
+        if b.get(i..i + word.len()) == Some(word) {
+            Ok(i + word.len())
+        } else {
+            Err(i)
         }
     }
 
-    /// The index after the value that starts at `i`.
-    fn value_end(b: &[u8], i: usize) -> Option<usize> {
-        match *b.get(i)? {
-            b'"' => string_end(b, i),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                let mut j = i;
-                loop {
-                    match *b.get(j)? {
-                        b'"' => {
-                            j = string_end(b, j)?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth = depth.checked_sub(1)?;
-                            if depth == 0 {
-                                return Some(j + 1);
-                            }
-                        }
-                        _ => {}
-                    }
-                    j += 1;
+    /// The end of the number at `i`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number(b: &[u8], mut i: usize) -> Result<usize, usize> {
+        let digits = |mut i: usize| -> (usize, usize) {
+            let from = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            (i, i - from)
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i = digits(i).0,
+            _ => return Err(i),
+        }
+        if b.get(i) == Some(&b'.') {
+            let (end, n) = digits(i + 1);
+            if n == 0 {
+                return Err(end);
+            }
+            i = end;
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let (end, n) = digits(i);
+            if n == 0 {
+                return Err(end);
+            }
+            i = end;
+        }
+        Ok(i)
+    }
+
+    /// Where the string whose text starts at `i` ends (after its closing quote), and whether
+    /// it holds an escape. Eight bytes at a time up to the next quote, backslash or control
+    /// character: most strings, keys above all, are short, and a call per stop (memchr's)
+    /// cost more than the stop itself.
+    fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize> {
+        let mut escaped = false;
+        loop {
+            while let Some(chunk) = b.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(word);
+                let stops = zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\'))) | below_space(w);
+                if stops != 0 {
+                    i += (stops.trailing_zeros() / 8) as usize;
+                    break;
                 }
+                i += 8;
             }
-            _ => {
-                let len = b[i..].iter().position(|c| matches!(c, b',' | b'}' | b']') || is_whitespace(c)).unwrap_or(b.len() - i);
-                Some(i + len)
-            }
-        }
-    }
-
-    /// The value at `i` and the index after the separator that follows it (`close` ends the
-    /// list: then the index is past the text).
-    fn item<'a>(text: &'a str, i: usize, close: u8) -> Option<(Raw<'a>, Option<usize>)> {
-        let b = text.as_bytes();
-        let end = value_end(b, i)?;
-        let raw = Raw(text.get(i..end)?);
-        let next = skip_whitespace(b, end);
-        match *b.get(next)? {
-            b',' => Some((raw, Some(skip_whitespace(b, next + 1)))),
-            c if c == close => Some((raw, None)),
-            _ => None,
-        }
-    }
-
-    pub(super) fn object(text: &str) -> Option<Vec<(Cow<'_, str>, Raw<'_>)>> {
-        let b = text.as_bytes();
-        let mut i = skip_whitespace(b, 0);
-        if b.get(i) != Some(&b'{') {
-            return None;
-        }
-        i = skip_whitespace(b, i + 1);
-        let mut entries = Vec::with_capacity(16);
-        if b.get(i) == Some(&b'}') {
-            return Some(entries);
-        }
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let key_end = string_end(b, i)?;
-            let key = decode_str(Raw(text.get(i..key_end)?))?;
-            i = skip_whitespace(b, key_end);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            let (value, next) = item(text, skip_whitespace(b, i + 1), b'}')?;
-            entries.push((key, value));
-            match next {
-                Some(n) => i = n,
-                None => return Some(entries),
+            match *b.get(i).ok_or(i)? {
+                b'"' => return Ok((i + 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(i + 1).ok_or(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            let hex = b.get(i + 2..i + 6).ok_or(b.len())?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(i + 2);
+                            }
+                            i += 6;
+                        }
+                        _ => return Err(i + 1),
+                    }
+                }
+                c if c < 0x20 => return Err(i),
+                _ => i += 1,
             }
         }
     }
 
-    pub(super) fn array(text: &str) -> Option<Vec<Raw<'_>>> {
-        let b = text.as_bytes();
-        let mut i = skip_whitespace(b, 0);
-        if b.get(i) != Some(&b'[') {
-            return None;
-        }
-        i = skip_whitespace(b, i + 1);
-        let mut items = Vec::new();
-        if b.get(i) == Some(&b']') {
-            return Some(items);
-        }
-        loop {
-            let (value, next) = item(text, i, b']')?;
-            items.push(value);
-            match next {
-                Some(n) => i = n,
-                None => return Some(items),
-            }
-        }
+    /// High bit set in each byte of `w` that is zero; exact up to and including the lowest
+    /// such byte, which is the only one read.
+    fn zero_bytes(w: u64) -> u64 {
+        w.wrapping_sub(ONES) & !w & HIGHS
+    }
+
+    /// High bit set in each byte of `w` below 0x20 (exact up to the lowest, as above).
+    fn below_space(w: u64) -> u64 {
+        w.wrapping_sub(ONES * 0x20) & !w & HIGHS
     }
 }
 
 /// A value that may be nested JSON or a string holding JSON (`properties`, `properties_s`,
-/// `requestBody`, `Claims`...). Owns the decoded text when it had to decode one.
+/// `requestBody`, `Claims`...). Owns the decoded document when it had to decode one.
 pub struct Nested<'a> {
     raw: Option<Raw<'a>>,
-    decoded: Option<Box<RawValue>>,
+    decoded: Option<Doc<'static>>,
 }
 
 impl<'a> Nested<'a> {
-    /// Wraps `raw`; when it is a string that holds a JSON object or array, decodes it.
     pub fn new(raw: Option<Raw<'a>>) -> Nested<'a> {
         let decoded = raw.and_then(|r| {
             let s = decode_str(r)?;
             let t = s.trim_start();
             if t.starts_with('{') || t.starts_with('[') {
-                // `from_string` validates the text as JSON.
-                RawValue::from_string(s.into_owned()).ok()
+                Doc::parse_owned(s.into_owned()).ok()
             } else {
                 None
             }
@@ -537,10 +717,9 @@ impl<'a> Nested<'a> {
         Nested { raw, decoded }
     }
 
-    /// The JSON value, decoded from its string form when it was one.
     pub fn value(&self) -> Option<Raw<'_>> {
         match &self.decoded {
-            Some(d) => Some(Raw::from(&**d)),
+            Some(d) => Some(d.root()),
             None => self.raw,
         }
     }
@@ -549,7 +728,6 @@ impl<'a> Nested<'a> {
         self.value().and_then(Obj::from_raw)
     }
 
-    /// True when the field was a string that did not decode to JSON (truncated bodies).
     pub fn undecodable_text(&self) -> Option<Cow<'a, str>> {
         if self.decoded.is_some() {
             return None;
@@ -562,29 +740,67 @@ impl<'a> Nested<'a> {
 mod tests {
     use super::*;
 
+    fn doc(text: &str) -> Doc<'_> {
+        Doc::parse(text).unwrap()
+    }
+
     #[test]
     fn an_exact_key_wins_over_an_earlier_one_in_another_case() {
-        let o = Obj::parse(r#"{"Name":"first","name":"exact","NAME":"last"}"#).unwrap();
+        let d = doc(r#"{"Name":"first","name":"exact","NAME":"last"}"#);
+        let o = d.object();
         assert_eq!(o.text(&["name"]).as_deref(), Some("exact"));
         assert_eq!(o.text(&["nAmE"]).as_deref(), Some("first"));
     }
 
     #[test]
     fn lookup_ignores_ascii_case_and_nulls() {
-        let o = Obj::parse(r#"{"ResourceId":"/X","callerIpAddress":null,"n":"12"}"#).unwrap();
+        let d = doc(r#"{"ResourceId":"/X","callerIpAddress":null,"n":"12"}"#);
+        let o = d.object();
         assert_eq!(o.text(&["resourceId"]).as_deref(), Some("/X"));
         assert_eq!(o.text(&["callerIpAddress"]), None);
         assert_eq!(o.i64(&["n"]), Some(12));
     }
 
     #[test]
+    fn keys_written_with_escapes_are_found_by_what_they_spell() {
+        let d = doc(r#"{"a":{"x":1},"\u0074ime":"t","na\"me":"q","\u00e9t\u00e9":"summer","k":2}"#);
+        let o = d.object();
+        assert_eq!(o.text(&["time"]).as_deref(), Some("t"));
+        assert_eq!(o.text(&["TIME"]).as_deref(), Some("t"));
+        assert_eq!(o.text(&["na\"me"]).as_deref(), Some("q"));
+        assert_eq!(o.text(&["\u{e9}t\u{e9}"]).as_deref(), Some("summer"));
+        assert_eq!(o.i64(&["k"]), Some(2), "a value after an object and escaped keys");
+        assert_eq!(o.keys().collect::<Vec<_>>(), ["a", "time", "na\"me", "\u{e9}t\u{e9}", "k"]);
+    }
+
+    #[test]
     fn nested_decodes_json_strings_and_keeps_broken_ones_as_text() {
-        let o = Obj::parse(r#"{"p":"{\"a\":1}","q":{"a":2},"t":"{\"a\":"}"#).unwrap();
+        let d = doc(r#"{"p":"{\"a\":1}","q":{"a":2},"t":"{\"a\":"}"#);
+        let o = d.object();
         assert_eq!(Nested::new(o.get("p")).obj().unwrap().i64(&["a"]), Some(1));
         assert_eq!(Nested::new(o.get("q")).obj().unwrap().i64(&["a"]), Some(2));
         let t = Nested::new(o.get("t"));
         assert!(t.obj().is_none());
         assert_eq!(t.undecodable_text().as_deref(), Some("{\"a\":"));
+    }
+
+    #[test]
+    fn deep_nesting_is_read_without_recursion() {
+        // serde_json steps over nested values without a depth limit, and so does the reader:
+        // its open arrays and objects are a list, not a call stack.
+        let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        let text = deep(200_000);
+        let d = doc(&text);
+        assert_eq!(array(d.object().get("a").unwrap()).map(|a| a.len()), Some(1));
+        assert!(Doc::parse(&text[1..]).is_err());
+    }
+
+    #[test]
+    fn errors_are_worded_by_serde_json() {
+        let e = Doc::parse(r#"{"a":1,"b":"#).err().unwrap();
+        assert_eq!((e.to_string().starts_with("EOF while parsing"), e.line(), e.column()), (true, 1, 11));
+        let e = Doc::parse("{\"a\":1}\n x").err().unwrap();
+        assert!(e.to_string().starts_with("trailing characters"), "{e}");
     }
 
     /// A JSON string literal for `s` that spells characters in every way JSON allows, chosen
@@ -614,9 +830,9 @@ mod tests {
         #[test]
         fn decoding_agrees_with_serde_json_on_every_valid_string(s in "\\PC{0,40}|[\"\\\\/\\x00-\\x1f a-z\u{e9}\u{1f600}]{0,40}", forms in proptest::collection::vec(0u8..3, 1..8)) {
             let literal = spell(&s, &forms);
-            let raw = Raw::parse(&literal).unwrap();
+            let d = doc(&literal);
             let by_serde: String = serde_json::from_str(&literal).unwrap();
-            let ours = decode_str(raw).unwrap().into_owned();
+            let ours = decode_str(d.root()).unwrap().into_owned();
             proptest::prop_assert_eq!(&ours, &by_serde);
             proptest::prop_assert_eq!(by_serde.as_str(), s.as_str());
         }
@@ -634,52 +850,74 @@ mod tests {
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
-                proptest::collection::vec(("[a-z\"\\\\{}:,]{0,6}", inner), 0..6).prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+                proptest::collection::vec(("[a-zA-Z\"\\\\{}:,\u{e9}]{0,6}", inner), 0..6).prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
             ]
         })
     }
 
-    proptest::proptest! {
-        #[test]
-        fn splitting_a_validated_object_agrees_with_serde_json(v in json_value(), pretty in proptest::bool::ANY) {
-            let doc = serde_json::json!({"outer": v, "list": [v.clone(), 1, "x"]});
-            let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { doc.to_string() };
-            let by_serde = Obj::parse(&text).unwrap();
-            let split = Obj::from_raw(Raw::parse(&text).unwrap()).unwrap();
-            proptest::prop_assert_eq!(format!("{:?}", split.entries), format!("{:?}", by_serde.entries));
-            // Every nested object and array splits as serde_json reads it.
-            let mut stack: Vec<Raw> = split.entries().map(|(_, raw)| raw).collect();
-            while let Some(raw) = stack.pop() {
-                let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
-                match json_type(raw) {
-                    JsonType::Object => {
-                        let obj = Obj::from_raw(raw).unwrap();
-                        let keys: Vec<&str> = obj.keys().collect();
-                        let expected: Vec<&String> = value.as_object().unwrap().keys().collect();
-                        proptest::prop_assert_eq!(keys.len(), expected.len());
-                        for (k, raw) in obj.entries() {
-                            proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(raw.get()).unwrap(), &value[k]);
-                            stack.push(raw);
-                        }
-                    }
-                    JsonType::Array => {
-                        let items = array(raw).unwrap();
-                        let expected = value.as_array().unwrap();
-                        proptest::prop_assert_eq!(items.len(), expected.len());
-                        for (raw, e) in items.iter().zip(expected) {
-                            proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(raw.get()).unwrap(), e);
-                            stack.push(*raw);
-                        }
-                    }
-                    _ => {}
+    /// Checks every value under `raw` against serde_json's reading of its text: each object's
+    /// keys in order, each key found by `get` in any ASCII case, each element.
+    fn agrees_with_serde(raw: Raw<'_>) -> Result<(), proptest::test_runner::TestCaseError> {
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        match json_type(raw) {
+            JsonType::Object => {
+                let obj = Obj::from_raw(raw).unwrap();
+                let keys: Vec<String> = obj.keys().map(Cow::into_owned).collect();
+                let expected: Vec<&String> = value.as_object().unwrap().keys().collect();
+                proptest::prop_assert_eq!(keys.iter().collect::<Vec<_>>(), expected);
+                for (k, child) in obj.entries() {
+                    let v = &value[k.as_ref()];
+                    proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(child.get()).unwrap(), v);
+                    let found = obj.get(&k).map(|r| serde_json::from_str::<serde_json::Value>(r.get()).unwrap());
+                    proptest::prop_assert_eq!(found.as_ref(), (!v.is_null()).then_some(v));
+                    let upper = k.to_ascii_uppercase();
+                    proptest::prop_assert!(obj.get(&upper).is_some() || v.is_null() || keys.iter().any(|o| o != k.as_ref() && o.eq_ignore_ascii_case(&upper)), "{upper} not found");
+                    agrees_with_serde(child)?;
+                }
+                proptest::prop_assert_eq!(obj.get("no such key"), None);
+            }
+            JsonType::Array => {
+                let items = array(raw).unwrap();
+                let expected = value.as_array().unwrap();
+                proptest::prop_assert_eq!(items.len(), expected.len());
+                for (item, e) in items.iter().zip(expected) {
+                    proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(item.get()).unwrap(), e);
+                    agrees_with_serde(*item)?;
                 }
             }
+            JsonType::String => {
+                let decoded = decode_str(raw).unwrap();
+                proptest::prop_assert_eq!(decoded.as_ref(), value.as_str().unwrap());
+            }
+            _ => proptest::prop_assert_eq!(&serde_json::from_str::<serde_json::Value>(raw.get()).unwrap(), &value),
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_a_document_agrees_with_serde_json(v in json_value(), pretty in proptest::bool::ANY) {
+            let document = serde_json::json!({"outer": v, "list": [v.clone(), 1, "x"]});
+            let text = if pretty { serde_json::to_string_pretty(&document).unwrap() } else { document.to_string() };
+            agrees_with_serde(doc(&text).root())?;
         }
 
+        /// Valid documents cut, or with a byte changed, and text from JSON's own alphabet: the
+        /// reader must accept exactly what serde_json accepts.
         #[test]
-        fn splitting_any_text_never_panics(text in "[\\PC\"\\\\{}\\[\\],: ]{0,40}") {
-            let _ = split::object(&text);
-            let _ = split::array(&text);
+        fn the_reader_accepts_what_serde_json_accepts(v in json_value(), cut in 0usize..200, byte in 0usize..200, with in proptest::sample::select(b"{}[]\",:\\ 0-1.eE+truefalsn\x01u".to_vec()), noise in "[\\[\\]{}\",:\\\\ 0-9.eE+tfnrulas\u{e9}-]{0,24}") {
+            let text = v.to_string();
+            let mut mutated = text.clone().into_bytes();
+            if !mutated.is_empty() {
+                let at = byte % mutated.len();
+                mutated[at] = with;
+            }
+            let mutated = String::from_utf8(mutated).unwrap_or_default();
+            let cut_at = (0..=cut.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            for candidate in [&text[..cut_at], mutated.as_str(), noise.as_str()] {
+                let by_serde = serde_json::from_str::<&serde_json::value::RawValue>(candidate).is_ok();
+                proptest::prop_assert_eq!(Doc::parse(candidate).is_ok(), by_serde, "{:?}", candidate);
+            }
         }
     }
 
@@ -694,20 +932,22 @@ mod tests {
     #[test]
     fn lone_surrogates_become_replacement_characters() {
         assert_eq!(read_string(r#"a\ud800b\udc00c"rest"#, 0), ("a\u{fffd}b\u{fffd}c".to_owned(), 16));
-        if let Ok(o) = Obj::parse(r#"{"t":"a\ud800b"}"#) {
-            assert_eq!(o.text(&["t"]).as_deref(), Some("a\u{fffd}b"));
-        }
-        // In keys too, at the top (serde reads the keys) and below (the splitter does).
-        let o = Obj::parse(r#"{"k\ud800":{"x\udc00y":1,"n":2},"b":3}"#).unwrap();
+        let d = doc(r#"{"t":"a\ud800b"}"#);
+        assert_eq!(d.object().text(&["t"]).as_deref(), Some("a\u{fffd}b"));
+        // In keys too, at the top and below.
+        let d = doc(r#"{"k\ud800":{"x\udc00y":1,"n":2},"b":3}"#);
+        let o = d.object();
         assert_eq!(o.i64(&["b"]), Some(3));
         let inner = o.entries().next().and_then(|(_, raw)| Obj::from_raw(raw)).unwrap();
-        assert_eq!((inner.keys().next(), inner.i64(&["n"])), (Some("x\u{fffd}y"), Some(2)));
-        assert!(Obj::parse(r#"{"k\ud800":1,"#).is_err(), "a broken document is still refused");
+        assert_eq!((inner.keys().next().as_deref(), inner.i64(&["n"])), (Some("x\u{fffd}y"), Some(2)));
+        assert_eq!(inner.i64(&["x\u{fffd}y"]), Some(1));
+        assert!(Doc::parse(r#"{"k\ud800":1,"#).is_err(), "a broken document is still refused");
     }
 
     #[test]
     fn usage_counters_as_single_element_arrays() {
-        let o = Obj::parse(r#"{"promptTokens":[12],"x":[1,2]}"#).unwrap();
+        let d = doc(r#"{"promptTokens":[12],"x":[1,2]}"#);
+        let o = d.object();
         assert_eq!(o.i64(&["promptTokens"]), Some(12));
         assert_eq!(o.i64(&["x"]), None);
     }

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 
 use super::chat::Side;
+use super::json::Doc;
 use super::{record_hash, Record, RejectReason, RowRef};
 
 /// One chunk of a request's or response's messages.
@@ -145,7 +145,8 @@ impl ChunkJoiner {
         if !closes {
             return None;
         }
-        let value: Box<RawValue> = serde_json::from_str(t).ok()?;
+        let doc = Doc::parse(t).ok()?;
+        let value = doc.root();
         let group = self.remove(key)?;
         let side = if key.1 { Side::Response } else { Side::Request };
         let mut rows = group.chunks.into_values();
@@ -159,7 +160,7 @@ impl ChunkJoiner {
             Side::Request => "requestMessages(joined)",
             Side::Response => "responseMessages(joined)",
         };
-        super::gateway_llm_log::apply_messages(super::json::Raw::from(&*value), side, origin, &mut record);
+        super::gateway_llm_log::apply_messages(value, side, origin, &mut record);
         record.record_hash = record_hash(&format!("{}\u{0}{}\u{0}{}", key.0, origin, value.get()));
         Some(record)
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use classify::{classify, ClassifyError};
-use json::{json_type, JsonType, Obj, Raw};
+use json::{json_type, Doc, JsonType, Obj, Raw};
 
 /// What a record is, independent of how it was exported (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -540,32 +540,21 @@ pub struct ParseOptions {
 /// Wrappers (`{"records":[...]}`, `{"value":[...]}`, arrays) expand to their elements.
 pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions) -> FrameRecords {
     let mut out = FrameRecords::default();
-    // Nearly every frame is one object: parse it straight into an `Obj`, which validates the
-    // whole text, instead of validating it as a raw value first and parsing it again (two
-    // full passes over every line, an eighth of a scan).
-    let value_text = text.trim_matches(json::WHITESPACE);
-    if value_text.starts_with('{') {
-        match Obj::parse(text) {
-            Ok(obj) => match wrapper_items(&obj) {
-                Some((items, format)) => expand(items, format, file, line, offset, opts, &mut out),
-                None => adapt_one(value_text, &obj, None, None, file, line, offset, opts, &mut out),
-            },
-            Err(e) => {
-                // The plain validator words some errors better ("EOF while parsing an object"
-                // where the visitor says "a value"), and bad lines are rare: ask it.
-                let e = Raw::parse(text).err().unwrap_or(e);
-                out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) })
-            }
-        }
-        return out;
-    }
-    let raw = match Raw::parse(text) {
-        Ok(r) => r,
+    let doc = match Doc::parse(text) {
+        Ok(doc) => doc,
         Err(e) => {
             out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) });
             return out;
         }
     };
+    let raw = doc.root();
+    if let Some(obj) = Obj::from_raw(raw) {
+        match wrapper_items(&obj) {
+            Some((items, format)) => expand(items, format, file, line, offset, opts, &mut out),
+            None => adapt_one(raw.get(), &obj, None, None, file, line, offset, opts, &mut out),
+        }
+        return out;
+    }
     match json_type(raw) {
         JsonType::Array => {
             let items = json::array(raw).unwrap_or_default();
@@ -606,7 +595,7 @@ fn json_error(e: &serde_json::Error, frame_line: u64) -> String {
 /// wrapper, with the export format the wrapper implies.
 fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<Raw<'a>>, Option<SourceFormat>)> {
     // A wrapper holds nothing but its list (and, for ARM lists, a `nextLink`).
-    let only = |allowed: &[&str]| obj.keys().all(|k| allowed.iter().any(|a| a.eq_ignore_ascii_case(k)));
+    let only = |allowed: &[&str]| obj.keys().all(|k| allowed.iter().any(|a| a.eq_ignore_ascii_case(&k)));
     if let Some(items) = obj.get("records").and_then(json::array) {
         if only(&["records"]) {
             return Some((items, Some(SourceFormat::EventHub)));

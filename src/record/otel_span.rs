@@ -13,12 +13,11 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
-use serde_json::value::RawValue;
 
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
 use super::json::{
-    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, JsonType, Nested, Obj, Raw,
+    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
 };
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, Rejection, SourceFormat, Surface,
@@ -170,8 +169,8 @@ fn log_record(l: &Obj<'_>, resource: &Obj<'_>, at: &RecordOrigin) -> Record {
     apply_text_attributes(&attrs, "attributes", &mut r);
     let (Some(event), Some(body)) = (event, l.get("body")) else { return r };
     let body_text = plain_value(body);
-    if let Ok(body) = Raw::parse(&body_text) {
-        apply_event_payload(&event, body, "body", &mut r);
+    if let Ok(body) = Doc::parse(&body_text) {
+        apply_event_payload(&event, body.root(), "body", &mut r);
     }
     r
 }
@@ -375,8 +374,8 @@ fn legacy_messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
         messages(raw, at, side, r);
         return;
     };
-    let from_python = python_literal_json(&text).and_then(|json| RawValue::from_string(json).ok());
-    match from_python.as_deref().map(Raw::from) {
+    let from_python = python_literal_json(&text).and_then(|json| Doc::parse_owned(json).ok());
+    match from_python.as_ref().map(Doc::root) {
         Some(json) if holds_messages(json) => messages(json, at, side, r),
         // Plain text, or text that only happens to parse (a completion `['red', 'green']`).
         _ => chat::push_with_documents(r, side.default_surface(), at.to_owned(), text.into_owned()),
@@ -606,36 +605,38 @@ fn resource_attrs<'a>(holder: &Obj<'a>) -> Attrs<'a> {
 /// An attribute map read like a JSON object: a console exporter's plain map as it is, an OTLP
 /// `[{key, value: AnyValue}]` list rewritten as `{key: plain JSON value}`.
 pub(crate) struct Attrs<'a> {
-    text: Cow<'a, str>,
+    /// A plain map, as the record has it.
+    map: Option<Raw<'a>>,
+    /// A list rewritten as a map.
+    rewritten: Option<Doc<'static>>,
 }
 
 impl<'a> Attrs<'a> {
     pub(crate) fn new(raw: Option<Raw<'a>>) -> Attrs<'a> {
-        let text = match raw.map(|r| (r, json_type(r))) {
-            Some((r, JsonType::Object)) => Cow::Borrowed(r.get()),
+        match raw.map(|r| (r, json_type(r))) {
+            Some((r, JsonType::Object)) => Attrs { map: Some(r), rewritten: None },
             Some((r, JsonType::Array)) => {
                 let mut out = String::with_capacity(r.get().len());
                 write_key_values(&array(r).unwrap_or_default(), 0, &mut out);
-                Cow::Owned(out)
+                Attrs { map: None, rewritten: Doc::parse_owned(out).ok() }
             }
-            _ => Cow::Borrowed("{}"),
-        };
-        Attrs { text }
+            _ => Attrs { map: None, rewritten: None },
+        }
     }
 
     pub(crate) fn obj(&self) -> Obj<'_> {
-        Obj::parse(&self.text).unwrap_or_default()
+        self.raw().and_then(Obj::from_raw).unwrap_or_default()
     }
 
     fn raw(&self) -> Option<Raw<'_>> {
-        Raw::parse(&self.text).ok()
+        self.map.or_else(|| self.rewritten.as_ref().map(Doc::root))
     }
 }
 
 /// A value as plain JSON text: an OTLP `AnyValue` converted, anything else as it is.
 fn plain_value(raw: Raw<'_>) -> Cow<'_, str> {
     match Obj::from_raw(raw) {
-        Some(o) if o.keys().count() == 1 && o.keys().all(|k| ANY_VALUE_KEYS.contains(&k)) => {
+        Some(o) if o.keys().count() == 1 && o.keys().all(|k| ANY_VALUE_KEYS.contains(&k.as_ref())) => {
             let mut out = String::with_capacity(raw.get().len());
             write_any_value(raw, 0, &mut out);
             Cow::Owned(out)
@@ -891,9 +892,9 @@ mod tests {
     use std::sync::Arc;
 
     fn records(text: &str) -> FrameRecords {
-        let obj = Obj::parse(text).unwrap();
+        let doc = Doc::parse(text).unwrap();
         let mut out = FrameRecords::default();
-        adapt(&obj, &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 }, &mut out);
+        adapt(&doc.object(), &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 }, &mut out);
         out
     }
 
@@ -927,10 +928,10 @@ mod tests {
             {"value":{"stringValue":"no key"}},
             7
         ]"#;
-        let raw = Raw::parse(list).unwrap();
-        let attrs = Attrs::new(Some(raw));
+        let doc = Doc::parse(list).unwrap();
+        let attrs = Attrs::new(Some(doc.root()));
         assert_eq!(
-            attrs.text,
+            attrs.raw().map(Raw::get).unwrap_or_default(),
             r#"{"s":"a \"q\"","i":14,"n":15,"d":0.5,"nan":"NaN","b":true,"arr":["stop",2],"kv":{"z":"1","a":null},"empty":null}"#
         );
         let o = attrs.obj();
@@ -938,8 +939,8 @@ mod tests {
         assert_eq!(o.i64(&["i"]), Some(14));
         assert_eq!(o.bool(&["b"]), Some(true));
         // A plain map (console exporters) is read as it is.
-        let plain = Raw::parse(r#"{"gen_ai.usage.input_tokens":3}"#).unwrap();
-        assert_eq!(Attrs::new(Some(plain)).obj().i64(&["gen_ai.usage.input_tokens"]), Some(3));
+        let plain = Doc::parse(r#"{"gen_ai.usage.input_tokens":3}"#).unwrap();
+        assert_eq!(Attrs::new(Some(plain.root())).obj().i64(&["gen_ai.usage.input_tokens"]), Some(3));
         assert!(Attrs::new(None).obj().is_empty());
     }
 
@@ -949,9 +950,9 @@ mod tests {
         for _ in 0..40 {
             deep = format!(r#"{{"arrayValue":{{"values":[{deep}]}}}}"#);
         }
-        let raw = Raw::parse(&deep).unwrap();
+        let doc = Doc::parse(&deep).unwrap();
         let mut out = String::new();
-        write_any_value(raw, 0, &mut out);
+        write_any_value(doc.root(), 0, &mut out);
         assert_eq!(out.matches('[').count(), MAX_DEPTH);
         assert!(out.contains("null") && !out.contains("bottom"));
         assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());
