@@ -137,14 +137,21 @@ impl<'a> Raw<'a> {
         Some(Raw { text, nodes })
     }
 
-    /// The values one level down (an object's values, an array's elements).
-    fn children(self) -> impl Iterator<Item = Raw<'a>> {
+    /// The nodes one level down (an object's values, an array's elements) and where each
+    /// is in this value's subtree.
+    fn child_nodes(self) -> impl Iterator<Item = (usize, &'a Node)> {
         let mut at = 1;
         std::iter::from_fn(move || {
-            let child = self.child(at)?;
-            at += child.node().size.max(1) as usize;
-            Some(child)
+            let node = self.nodes.get(at)?;
+            let here = at;
+            at += node.size.max(1) as usize;
+            Some((here, node))
         })
+    }
+
+    /// The values one level down.
+    fn children(self) -> impl Iterator<Item = Raw<'a>> {
+        self.child_nodes().filter_map(move |(at, _)| self.child(at))
     }
 
     /// The key of the value whose node is `node`, in this object, as written (escapes and
@@ -231,12 +238,13 @@ impl<'a> Obj<'a> {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = Cow<'a, str>> {
-        self.entries().map(|(k, _)| k)
+        let raw = self.raw;
+        raw.child_nodes().map(move |(_, node)| raw.key_text(node))
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (Cow<'a, str>, Raw<'a>)> {
         let raw = self.raw;
-        raw.children().map(move |v| (raw.key_text(&v.node()), v))
+        raw.child_nodes().filter_map(move |(at, node)| Some((raw.key_text(node), raw.child(at)?)))
     }
 
     /// The value of `key`, compared without regard to ASCII case.
@@ -249,10 +257,7 @@ impl<'a> Obj<'a> {
             return None;
         }
         let mut folded = None;
-        let mut at = 1;
-        while let Some(v) = raw.nodes.get(at) {
-            let value_at = at;
-            at += v.size.max(1) as usize;
+        for (value_at, v) in raw.child_nodes() {
             if v.key_len as usize != key.len() {
                 if v.key_len & ESCAPED_KEY == 0 {
                     continue;
@@ -346,44 +351,88 @@ fn read_string_into(text: &str, start: usize, out: &mut String) -> usize {
     let bytes = text.as_bytes();
     let mut i = start;
     let mut run_start = i;
-    while i < bytes.len() {
-        // Jump over plain text to the next quote or escape.
-        match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-            Some(n) => i += n,
-            None => break,
+    // Each stop is an ASCII quote or backslash, so every cut below falls between characters,
+    // whatever the text: salvage reads strings out of broken JSON.
+    while let Some(stop) = quote_or_backslash(bytes, i) {
+        out.push_str(text.get(run_start..stop).unwrap_or_default());
+        if bytes[stop] == b'"' {
+            return stop + 1;
         }
-        match bytes[i] {
-            b'"' => {
-                out.push_str(&text[run_start..i]);
-                return i + 1;
+        let Some(&esc) = bytes.get(stop + 1) else { return bytes.len() };
+        i = stop + 2;
+        match esc {
+            b'n' => out.push('\n'),
+            b't' => out.push('\t'),
+            b'r' => out.push('\r'),
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'u' => {
+                let (c, used) = unicode_escape(bytes, i);
+                out.push(c);
+                i += used;
             }
-            b'\\' => {
-                out.push_str(&text[run_start..i]);
-                if i + 1 >= bytes.len() {
-                    return bytes.len();
-                }
-                let esc = bytes[i + 1];
-                i += 2;
-                match esc {
-                    b'n' => out.push('\n'),
-                    b't' => out.push('\t'),
-                    b'r' => out.push('\r'),
-                    b'b' => out.push('\u{8}'),
-                    b'f' => out.push('\u{c}'),
-                    b'u' => {
-                        let (c, used) = unicode_escape(bytes, i);
-                        out.push(c);
-                        i += used;
-                    }
-                    other => out.push(other as char),
-                }
-                run_start = i;
+            c if c.is_ascii() => out.push(c as char),
+            // Not JSON: a backslash before a character that is not ASCII. Keep the character
+            // (stepping one byte into it once cut a string inside it, and panicked).
+            _ => {
+                let c = text.get(stop + 1..).and_then(|t| t.chars().next()).unwrap_or('\u{fffd}');
+                out.push(c);
+                i = stop + 1 + c.len_utf8();
             }
-            _ => i += 1,
         }
+        run_start = i;
     }
-    out.push_str(&text[run_start.min(bytes.len())..]);
+    out.push_str(text.get(run_start.min(bytes.len())..).unwrap_or_default());
     bytes.len()
+}
+
+/// The index of the next `"` or `\\` at or after `i`. Eight bytes at a time for the first few
+/// words (most runs between escapes are short, and memchr's call costs more than such a run),
+/// then memchr for a long run of plain text.
+fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    for _ in 0..4 {
+        let Some(word) = swar::word(b, i) else { break };
+        let stops = swar::zero_bytes(word ^ swar::splat(b'"')) | swar::zero_bytes(word ^ swar::splat(b'\\'));
+        if stops != 0 {
+            return Some(i + swar::first(stops));
+        }
+        i += 8;
+    }
+    memchr::memchr2(b'"', b'\\', b.get(i..)?).map(|n| i + n)
+}
+
+/// Eight bytes at a time in a `u64`: the bit tricks the string scanners share.
+mod swar {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+    /// The eight bytes at `i`, if there are eight.
+    pub(super) fn word(b: &[u8], i: usize) -> Option<u64> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(b.get(i..i + 8)?);
+        Some(u64::from_le_bytes(word))
+    }
+
+    /// `byte` in every byte.
+    pub(super) fn splat(byte: u8) -> u64 {
+        ONES * u64::from(byte)
+    }
+
+    /// High bit set in each byte of `w` that is zero; exact up to and including the lowest
+    /// such byte, which is the only one read.
+    pub(super) fn zero_bytes(w: u64) -> u64 {
+        w.wrapping_sub(ONES) & !w & HIGHS
+    }
+
+    /// High bit set in each byte of `w` below 0x20 (exact up to the lowest, as above).
+    pub(super) fn below_space(w: u64) -> u64 {
+        w.wrapping_sub(splat(0x20)) & !w & HIGHS
+    }
+
+    /// The offset of the lowest byte marked in `stops`.
+    pub(super) fn first(stops: u64) -> usize {
+        (stops.trailing_zeros() / 8) as usize
+    }
 }
 
 /// Decodes the hex digits of a `\u` escape at `i` (and a following low surrogate); returns
@@ -393,7 +442,8 @@ fn unicode_escape(bytes: &[u8], i: usize) -> (char, usize) {
         let s = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
         u32::from_str_radix(s, 16).ok()
     };
-    let Some(hi) = hex(i) else { return ('\u{fffd}', bytes.len().saturating_sub(i).min(4)) };
+    // A broken escape (in salvaged text) gives up its hex digits only.
+    let Some(hi) = hex(i) else { return ('\u{fffd}', bytes[i.min(bytes.len())..].iter().take(4).take_while(|b| b.is_ascii_hexdigit()).count()) };
     if (0xD800..0xDC00).contains(&hi) && bytes.get(i + 4) == Some(&b'\\') && bytes.get(i + 5) == Some(&b'u') {
         if let Some(lo) = hex(i + 6).filter(|lo| (0xDC00..0xE000).contains(lo)) {
             let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
@@ -485,10 +535,7 @@ pub const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 /// The one pass over a document: checks it against the JSON grammar as serde_json does
 /// (lone surrogate escapes aside, which it accepts) and lists every value's place and key.
 mod tape {
-    use super::{key_bit, Node, ESCAPED_KEY};
-
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    use super::{key_bit, swar, Node, ESCAPED_KEY};
 
     /// The key of the value about to be read, when it is in an object.
     #[derive(Default)]
@@ -651,13 +698,10 @@ mod tape {
     fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), usize> {
         let mut escaped = false;
         loop {
-            while let Some(chunk) = b.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(word);
-                let stops = zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\'))) | below_space(w);
+            while let Some(w) = swar::word(b, i) {
+                let stops = swar::zero_bytes(w ^ swar::splat(b'"')) | swar::zero_bytes(w ^ swar::splat(b'\\')) | swar::below_space(w);
                 if stops != 0 {
-                    i += (stops.trailing_zeros() / 8) as usize;
+                    i += swar::first(stops);
                     break;
                 }
                 i += 8;
@@ -682,17 +726,6 @@ mod tape {
                 _ => i += 1,
             }
         }
-    }
-
-    /// High bit set in each byte of `w` that is zero; exact up to and including the lowest
-    /// such byte, which is the only one read.
-    fn zero_bytes(w: u64) -> u64 {
-        w.wrapping_sub(ONES) & !w & HIGHS
-    }
-
-    /// High bit set in each byte of `w` below 0x20 (exact up to the lowest, as above).
-    fn below_space(w: u64) -> u64 {
-        w.wrapping_sub(ONES * 0x20) & !w & HIGHS
     }
 }
 
@@ -942,6 +975,24 @@ mod tests {
         assert_eq!((inner.keys().next().as_deref(), inner.i64(&["n"])), (Some("x\u{fffd}y"), Some(2)));
         assert_eq!(inner.i64(&["x\u{fffd}y"]), Some(1));
         assert!(Doc::parse(r#"{"k\ud800":1,"#).is_err(), "a broken document is still refused");
+    }
+
+    #[test]
+    fn regression_salvage_of_a_backslash_before_a_non_ascii_character_does_not_panic() {
+        // Broken JSON is salvaged string by string; an escape that is not JSON must not cut a
+        // string inside a character.
+        assert_eq!(read_string("a\\\u{e9}b\"", 0), ("a\u{e9}b".to_owned(), 6));
+        assert_eq!(read_string("\\u1\u{e9}\u{1f600}x\"", 0), ("\u{fffd}\u{e9}\u{1f600}x".to_owned(), 11));
+        assert_eq!(read_string("tail\\", 0), ("tail".to_owned(), 5));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_string_body_never_panics(text in "[\"\\\\u0-9a-fA-F\u{e9}\u{1f600}x ]{0,40}", start in 0usize..8) {
+            let start = (0..=start.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            let (_, end) = read_string(&text, start);
+            proptest::prop_assert!(end <= text.len());
+        }
     }
 
     #[test]
