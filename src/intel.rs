@@ -225,6 +225,11 @@ impl Intel {
         self.ua_substrings.iter().any(|s| lower.contains(s.as_str())) || self.ua_patterns.iter().any(|p| p.is_match(ua))
     }
 
+    /// Whether any URL or domain is listed.
+    pub fn lists_urls(&self) -> bool {
+        !self.urls.is_empty() || !self.domains.is_empty()
+    }
+
     /// A URL whose host is a listed domain (or a subdomain of one), or that starts with a
     /// listed URL.
     pub fn url_listed(&self, url: &str) -> bool {

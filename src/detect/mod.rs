@@ -21,7 +21,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use crate::intel::Intel;
 use crate::record::{Record, Surface};
-use crate::rules::{Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, Validate};
+use crate::rules::{Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, UrlTest, Validate};
 use gate::Gate;
 pub use memo::TextMemo;
 use normalize::{View, ViewOrigin};
@@ -184,9 +184,13 @@ impl Engine {
                 }
             }
         }
+        // A rule whose matches must be listed URLs cannot alert without a list of them (none is
+        // embedded; `--intel` brings one): it matches every domain-like word of a text, and
+        // checking each against an empty list was most of its cost.
+        let can_alert = |rule: &Rule| !(rule.validate.as_ref().is_some_and(|v| v.url == Some(UrlTest::Intel)) && !intel.lists_urls());
         let mut by_surface: Vec<(Surface, SurfacePlan)> = Vec::new();
         for s in [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse] {
-            let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s)).collect();
+            let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s) && can_alert(&rules.rules[i])).collect();
             let plain_needs = ViewNeeds::of(&rules.rules, &wanted, true);
             let other_needs = ViewNeeds::of(&rules.rules, &wanted, false);
             let earlier: Vec<&Gate> = by_surface.iter().flat_map(|(_, plan)| &plan.gates).collect();
@@ -832,6 +836,17 @@ mod tests {
         let (rules, errors) = crate::rules::load::compile(&crate::rules::load::embedded_sources());
         assert!(errors.is_empty(), "{errors:?}");
         Engine::new(Arc::new(rules), Arc::new(Intel::defaults()))
+    }
+
+    #[test]
+    fn rules_that_need_listed_urls_run_only_when_urls_are_listed() {
+        let planned = |e: &Engine, id: &str| e.by_surface.iter().any(|(_, plan)| plan.rules.iter().any(|&i| e.rules.rules[i].id == id));
+        let without = engine();
+        assert!(!planned(&without, "PHISH-INTEL-002"), "nothing to find without a list");
+        assert!(planned(&without, "PHISH-IPHOST-001"), "heuristics need no list");
+        let listed = Intel::with_entries(&[("malicious-urls".to_owned(), "m365-account-review.example".to_owned())]).unwrap();
+        let with = Engine::new(Arc::clone(&without.rules), Arc::new(listed));
+        assert!(planned(&with, "PHISH-INTEL-002"));
     }
 
     #[test]
