@@ -272,12 +272,15 @@ impl<'a> Obj<'a> {
                 }
                 continue;
             }
-            let spelled = raw.written_key(v);
-            if spelled == key {
+            // As bytes: the lengths are equal and the key has no escape, so this is the whole
+            // comparison, without the character-boundary checks of cutting a `str`.
+            let start = (v.key_start - raw.node().start) as usize;
+            let spelled = raw.text.as_bytes().get(start..start + key.len()).unwrap_or_default();
+            if spelled == key.as_bytes() {
                 folded = Some(value_at);
                 break;
             }
-            if folded.is_none() && spelled.eq_ignore_ascii_case(key) {
+            if folded.is_none() && spelled.eq_ignore_ascii_case(key.as_bytes()) {
                 folded = Some(value_at);
             }
         }
