@@ -30,7 +30,7 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// Escapes unsafe characters; newlines and tabs become `\n` and `\t` so one message stays on
 /// one line.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| is_unsafe_char(c) || c == '\n' || c == '\t' || c == '\r') {
+    if !holds_unsafe_char(s) && memchr::memchr2(b'\n', b'\t', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
@@ -51,13 +51,8 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// escapes C0 controls; C1 controls, bidi overrides, tag and zero-width characters it leaves
 /// raw).
 pub fn json_inert(json: Vec<u8>) -> Vec<u8> {
-    // Every unsafe character is a control byte, DEL or non-ASCII: printable ASCII, which most
-    // alerts are, is done in one tight pass instead of decoding each character.
-    if json.iter().all(|&b| (0x20..0x7f).contains(&b)) {
-        return json;
-    }
     let Ok(text) = std::str::from_utf8(&json) else { return json };
-    if !text.chars().any(is_unsafe_char) {
+    if !holds_unsafe_char(text) {
         return json;
     }
     let mut out = String::with_capacity(text.len() + 32);
@@ -74,6 +69,26 @@ pub fn json_inert(json: Vec<u8>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// [`is_unsafe_char`] of any character of `text`, reading bytes. Every unsafe character is
+/// a control byte, DEL, or starts with one of four UTF-8 lead bytes (C2: U+0080 to U+00BF;
+/// E2: U+2000 to U+2FFF; EF: U+F000 to U+FFFF; F3: planes 12 to 15), and only characters that
+/// start with those are decoded: alerts quote evidence between « and », so nearly every one
+/// holds non-ASCII text, and decoding all of it was a fifth of encoding an alert.
+fn holds_unsafe_char(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(found) = bytes[at..].iter().position(|&b| b < 0x20 || b == 0x7f || matches!(b, 0xc2 | 0xe2 | 0xef | 0xf3)) {
+        at += found;
+        // `at` is a control byte, DEL or a lead byte: the start of a character.
+        let Some(c) = text.get(at..).and_then(|t| t.chars().next()) else { return false };
+        if is_unsafe_char(c) {
+            return true;
+        }
+        at += c.len_utf8();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +99,20 @@ mod tests {
         assert_eq!(escape("a\u{1b}[31mred\u{7}"), "a\\u{1b}[31mred\\u{7}");
         assert_eq!(escape("x\u{202e}y\u{e0041}\n"), "x\\u{202e}y\\u{e0041}\\n");
         assert_eq!(escape("\u{9b}2J"), "\\u{9b}2J");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_byte_scan_finds_what_the_character_scan_finds(text in "[a-z \\x00-\\x1f\u{7f}-\u{a0}\u{ab}\u{bb}\u{2000}-\u{2070}\u{fef0}-\u{ffff}\u{e0000}-\u{e0080}\u{10000}\u{1f600}]{0,24}") {
+            proptest::prop_assert_eq!(holds_unsafe_char(&text), text.chars().any(is_unsafe_char));
+        }
+    }
+
+    #[test]
+    fn every_unsafe_character_starts_with_a_byte_the_scan_stops_at() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32).filter(|&c| is_unsafe_char(c)) {
+            assert!(holds_unsafe_char(&format!("ab\u{ab}{c}")), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]
