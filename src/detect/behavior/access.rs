@@ -21,16 +21,22 @@ pub struct ValueSeen {
     pub earliest: Vec<Point>,
 }
 
-/// Values by fingerprint, sorted, capped; each keeps the text it is shown as.
+/// Values by fingerprint, capped; each keeps the text it is shown as.
 #[derive(Debug, Default, Clone)]
-pub struct Values(Vec<(u128, String, ValueSeen)>);
+pub struct Values {
+    /// The fingerprints in order, each with its value's place in `seen`. A new value moves
+    /// only these small pairs: with the values themselves in the sorted list, an identity near
+    /// the cap moved some 20 KB for each new one, a tenth of the ordering thread's time.
+    index: Vec<(u128, u32)>,
+    seen: Vec<(String, ValueSeen)>,
+}
 
 impl Values {
     /// Returns the entries added, and whether the value was dropped for the cap.
     fn add(&mut self, p: &Point, value: u128, display: &dyn Fn() -> String, who: &LazyWho, max_values: usize) -> (u64, bool) {
-        match self.0.binary_search_by_key(&value, |(k, _, _)| *k) {
+        match self.index.binary_search_by_key(&value, |(k, _)| *k) {
             Ok(i) => {
-                let seen = &mut self.0[i].2;
+                let Some((_, seen)) = self.seen.get_mut(self.index[i].1 as usize) else { return (0, false) };
                 seen.count += 1;
                 seen.latest = seen.latest.max(p.time);
                 if *p < seen.first {
@@ -39,11 +45,13 @@ impl Values {
                 }
                 (u64::from(keep_earliest(&mut seen.earliest, p, CONTRIBUTING_CAP)), false)
             }
-            Err(_) if self.0.len() >= max_values => (0, true),
+            Err(_) if self.seen.len() >= max_values => (0, true),
             Err(i) => {
-                grow_gently(&mut self.0);
+                grow_gently(&mut self.seen);
+                grow_gently(&mut self.index);
                 let seen = ValueSeen { first: p.clone(), who: who.get(), count: 1, latest: p.time, earliest: vec![p.clone()] };
-                self.0.insert(i, (value, display(), seen));
+                self.index.insert(i, (value, self.seen.len() as u32));
+                self.seen.push((display(), seen));
                 (2, false)
             }
         }
@@ -51,7 +59,9 @@ impl Values {
 
     /// The values in the order of their text.
     fn iter(&self) -> impl Iterator<Item = (&str, &ValueSeen)> {
-        let mut v: Vec<(&str, &ValueSeen)> = self.0.iter().map(|(_, t, s)| (t.as_str(), s)).collect();
+        // From fingerprint order, so that values shown alike stay in an order that does not
+        // depend on the order records arrived in.
+        let mut v: Vec<(&str, &ValueSeen)> = self.index.iter().filter_map(|&(_, at)| self.seen.get(at as usize)).map(|(t, s)| (t.as_str(), s)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v.into_iter()
     }
