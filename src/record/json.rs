@@ -23,26 +23,49 @@ struct Node {
     size: u32,
     key_start: u32,
     key_len: u32,
-    escaped: bool,
     /// For an object, a bit for each of its keys ([`key_bit`]; every bit when a key holds an
     /// escape). Adapters ask each object for dozens of names it does not have, in several
     /// spellings; most are refused here without a look at its keys.
-    key_bits: u64,
+    key_bits: u16,
+    escaped: bool,
 }
 
 /// Set in [`Node::key_len`] for a key that holds an escape: its written length is not its
 /// length.
 const ESCAPED_KEY: u32 = 1 << 31;
 
+// Nodes can number a third of a document's bytes (`[[],[],...]`): each byte of a node is up
+// to eight bytes of memory per byte of input.
+const _: () = assert!(std::mem::size_of::<Node>() == 24);
+
+/// The nodes of an array's scalar elements, which the reader does not list: whether a string
+/// holds an escape is all a scalar's node tells.
+static PLAIN_SCALAR: [Node; 1] = [Node { start: 0, end: 0, size: 1, key_start: 0, key_len: 0, key_bits: 0, escaped: false }];
+static ESCAPED_SCALAR: [Node; 1] = [Node { start: 0, end: 0, size: 1, key_start: 0, key_len: 0, key_bits: 0, escaped: true }];
+
+/// Where a string of validated JSON whose text starts at `i` ends (after its closing quote),
+/// and whether it holds an escape.
+fn validated_string_end(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut escaped = false;
+    while let Some(stop) = quote_or_backslash(b, i) {
+        if b[stop] == b'"' {
+            return (stop + 1, escaped);
+        }
+        escaped = true;
+        i = stop + 2;
+    }
+    (b.len(), escaped)
+}
+
 /// The node of `{}`, for an empty [`Obj`] that no document holds.
 static EMPTY_OBJECT: [Node; 1] = [Node { start: 0, end: 2, size: 1, key_start: 0, key_len: 0, escaped: false, key_bits: 0 }];
 
 /// A key's bit in its object's [`Node::key_bits`]: from its length and its first and last
 /// bytes, without regard to ASCII case, as lookups compare keys.
-fn key_bit(key: &[u8]) -> u64 {
+fn key_bit(key: &[u8]) -> u16 {
     let (first, last) = (key.first().copied().unwrap_or(0) | 0x20, key.last().copied().unwrap_or(0) | 0x20);
     let mixed = (key.len() as u32).wrapping_mul(0x9E37_79B1) ^ u32::from(first).wrapping_mul(0x85EB_CA77) ^ u32::from(last).wrapping_mul(0xC2B2_AE3D);
-    1 << (mixed >> 26)
+    1 << (mixed >> 28)
 }
 
 /// A JSON document, validated in one pass that also recorded where each of its values is.
@@ -137,8 +160,8 @@ impl<'a> Raw<'a> {
         Some(Raw { text, nodes })
     }
 
-    /// The nodes one level down (an object's values, an array's elements) and where each
-    /// is in this value's subtree.
+    /// An object's values' nodes, and where each is in this value's subtree. (The scalars
+    /// of an array have no nodes: see [`Raw::elements`].)
     fn child_nodes(self) -> impl Iterator<Item = (usize, &'a Node)> {
         let mut at = 1;
         std::iter::from_fn(move || {
@@ -149,9 +172,40 @@ impl<'a> Raw<'a> {
         })
     }
 
-    /// The values one level down.
-    fn children(self) -> impl Iterator<Item = Raw<'a>> {
-        self.child_nodes().filter_map(move |(at, _)| self.child(at))
+    /// An array's elements: read off its text, which the reader validated, taking each
+    /// array or object from the nodes (and stepping over its text) and each scalar from the
+    /// text alone.
+    fn elements(self) -> impl Iterator<Item = Raw<'a>> {
+        let b = self.text.as_bytes();
+        let base = self.node().start;
+        let (mut i, mut next_node) = (1, 1);
+        std::iter::from_fn(move || {
+            loop {
+                match *b.get(i)? {
+                    b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+                    b']' => return None,
+                    b'{' | b'[' => {
+                        let node = *self.nodes.get(next_node)?;
+                        let element = self.child(next_node)?;
+                        next_node += node.size.max(1) as usize;
+                        i = (node.end - base) as usize;
+                        return Some(element);
+                    }
+                    b'"' => {
+                        let (end, escaped) = validated_string_end(b, i + 1);
+                        let text = self.text.get(i..end)?;
+                        i = end;
+                        return Some(Raw { text, nodes: if escaped { &ESCAPED_SCALAR } else { &PLAIN_SCALAR } });
+                    }
+                    _ => {
+                        let end = b[i..].iter().position(|c| matches!(c, b',' | b']' | b' ' | b'\t' | b'\n' | b'\r')).map_or(b.len(), |n| i + n);
+                        let text = self.text.get(i..end)?;
+                        i = end;
+                        return Some(Raw { text, nodes: &PLAIN_SCALAR });
+                    }
+                }
+            }
+        })
     }
 
     /// The key of the value whose node is `node`, in this object, as written (escapes and
@@ -529,7 +583,7 @@ pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
     if json_type(raw) != JsonType::Array {
         return None;
     }
-    Some(raw.children().collect())
+    Some(raw.elements().collect())
 }
 
 /// The characters JSON allows around values and between tokens.
@@ -539,6 +593,9 @@ pub const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 /// (lone surrogate escapes aside, which it accepts) and lists every value's place and key.
 mod tape {
     use super::{key_bit, swar, Node, ESCAPED_KEY};
+
+    /// Documents larger than this reserve room for as many nodes as they could hold.
+    const LARGE_DOCUMENT: usize = 1 << 20;
 
     /// The key of the value about to be read, when it is in an object.
     #[derive(Default)]
@@ -553,7 +610,12 @@ mod tape {
         if u32::try_from(b.len()).is_err() {
             return Err(0);
         }
-        let mut nodes: Vec<Node> = Vec::with_capacity(b.len() / 32 + 4);
+        // Every node but the root's takes three bytes at least (`[],`), so a third of the
+        // text's length is room enough. A large document reserves that at once: the untouched
+        // part costs address space only, where growing by doubling held two copies at the
+        // peak.
+        let room = if b.len() > LARGE_DOCUMENT { b.len() / 3 + 1 } else { b.len() / 32 + 4 };
+        let mut nodes: Vec<Node> = Vec::with_capacity(room);
         // The arrays and objects open around `i`: their nodes.
         let mut open: Vec<usize> = Vec::with_capacity(8);
         let mut key = Key::default();
@@ -578,20 +640,23 @@ mod tape {
                     }
                     // An empty container is complete here; the loop below closes it.
                 }
-                b'"' => {
-                    let (end, escaped) = string_end(b, i + 1)?;
-                    nodes.push(Node { end: end as u32, size: 1, escaped, ..node });
-                    i = end;
-                }
                 c => {
-                    i = match c {
-                        b't' => literal(b, i, b"true")?,
-                        b'f' => literal(b, i, b"false")?,
-                        b'n' => literal(b, i, b"null")?,
-                        b'-' | b'0'..=b'9' => number(b, i)?,
+                    let escaped;
+                    (i, escaped) = match c {
+                        b'"' => string_end(b, i + 1)?,
+                        b't' => (literal(b, i, b"true")?, false),
+                        b'f' => (literal(b, i, b"false")?, false),
+                        b'n' => (literal(b, i, b"null")?, false),
+                        b'-' | b'0'..=b'9' => (number(b, i)?, false),
                         _ => return Err(i),
                     };
-                    nodes.push(Node { end: i as u32, size: 1, ..node });
+                    // A scalar in an array gets no node: arrays are walked over their text
+                    // (see `Raw::elements`), and a long array of numbers would otherwise
+                    // cost a node per two bytes of input.
+                    let in_array = open.last().is_some_and(|&top| b[nodes[top].start as usize] == b'[');
+                    if !in_array {
+                        nodes.push(Node { end: i as u32, size: 1, escaped, ..node });
+                    }
                 }
             }
             // A value ended before `i`, or an empty container opened: close what ends here,
@@ -632,7 +697,7 @@ mod tape {
         }
         let (end, escaped) = string_end(b, i + 1)?;
         let len = (end - i - 2) as u32;
-        object.key_bits |= if escaped { u64::MAX } else { key_bit(&b[i + 1..end - 1]) };
+        object.key_bits |= if escaped { u16::MAX } else { key_bit(&b[i + 1..end - 1]) };
         let key = Key { start: (i + 1) as u32, len: if escaped { len | ESCAPED_KEY } else { len } };
         let colon = skip_whitespace(b, end);
         if b.get(colon) != Some(&b':') {
