@@ -157,6 +157,13 @@ struct RejectLine<'a> {
     index: Option<u32>,
     reason: &'static str,
     detail: &'a str,
+    /// Only on the summary of a line's rejections past the first 1,000: how many it counts.
+    #[serde(skip_serializing_if = "is_one")]
+    count: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl Ledger {
@@ -236,7 +243,7 @@ impl Ledger {
                 }
                 if self.hidden_in_input > 0 && !self.quiet {
                     crate::diag!(
-                        "aihunt: {}: {} more rejected records not shown (--rejects FILE lists them all)",
+                        "aihunt: {}: {} more rejected records not shown (--rejects FILE lists them, past 1,000 on one line as a count)",
                         terminal::escape(&source.display),
                         self.hidden_in_input
                     );
@@ -268,8 +275,8 @@ impl Ledger {
 
     fn rejections(&mut self, notices: &[RejectNotice]) -> std::io::Result<()> {
         for r in notices {
-            self.stats.records_rejected += 1;
-            *self.stats.records_rejected_by_reason.entry(r.reason.as_str().to_owned()).or_default() += 1;
+            self.stats.records_rejected += r.count;
+            *self.stats.records_rejected_by_reason.entry(r.reason.as_str().to_owned()).or_default() += r.count;
             self.report_rejection(r)?;
         }
         Ok(())
@@ -284,6 +291,7 @@ impl Ledger {
                 index: r.index,
                 reason: r.reason.as_str(),
                 detail: &r.detail,
+                count: r.count,
             };
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
@@ -299,7 +307,7 @@ impl Ledger {
             };
             crate::diag!("aihunt: {}: rejected ({}): {}", terminal::escape(&at), r.reason, terminal::escape(&r.detail));
         } else {
-            self.hidden_in_input += 1;
+            self.hidden_in_input += r.count;
         }
         Ok(())
     }

@@ -56,6 +56,8 @@ pub struct RejectNotice {
     pub index: Option<u32>,
     pub reason: RejectReason,
     pub detail: String,
+    /// How many records it stands for (see `Rejection::count`).
+    pub count: u64,
 }
 
 /// What the consumer sees, in input order.
@@ -235,6 +237,7 @@ where
                         index: None,
                         reason: RejectReason::InternalError,
                         detail: "detection failed on this record (a bug; please report it)".into(),
+                        count: 1,
                     });
                 }
             }
@@ -257,7 +260,7 @@ where
 }
 
 fn unjoined_notice(g: UnjoinedGroup) -> RejectNotice {
-    RejectNotice { file: g.row.source_file, line: g.row.source_line, index: None, reason: g.reason, detail: g.detail }
+    RejectNotice { file: g.row.source_file, line: g.row.source_line, index: None, reason: g.reason, detail: g.detail, count: 1 }
 }
 
 /// Reads every input in order and hands batches (and an end marker per input) to `dispatch`;
@@ -333,13 +336,13 @@ where
     };
     for frame in &batch.frames {
         let owned = u64::from(frame.owned_lines);
-        let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String| {
-            out.rejections.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index, reason, detail });
+        let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String, count: u64| {
+            out.rejections.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index, reason, detail, count });
         };
         let range = match &frame.body {
             FrameBody::Json(r) => r,
             FrameBody::Rejected { reason, detail } => {
-                reject(&mut out, *reason, None, detail.clone());
+                reject(&mut out, *reason, None, detail.clone(), 1);
                 *out.lines_rejected.entry(*reason).or_default() += owned;
                 continue;
             }
@@ -351,7 +354,7 @@ where
         let parsed = match parsed {
             Ok(p) => p,
             Err(_) => {
-                reject(&mut out, RejectReason::InternalError, None, "aihunt failed on this record (a bug; please report it)".into());
+                reject(&mut out, RejectReason::InternalError, None, "aihunt failed on this record (a bug; please report it)".into(), 1);
                 *out.lines_rejected.entry(RejectReason::InternalError).or_default() += owned;
                 continue;
             }
@@ -364,7 +367,7 @@ where
                 r.reason
             };
             first_reason.get_or_insert(reason);
-            reject(&mut out, reason, r.index, r.detail);
+            reject(&mut out, reason, r.index, r.detail, r.count);
         }
         match first_reason {
             Some(reason) if parsed.records.is_empty() => *out.lines_rejected.entry(reason).or_default() += owned,
@@ -377,7 +380,7 @@ where
             let before = out.outputs.len();
             if catch_unwind(AssertUnwindSafe(|| work(record, memo, &mut out.outputs))).is_err() {
                 out.outputs.truncate(before);
-                reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into());
+                reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into(), 1);
             }
         }
     }

@@ -580,10 +580,12 @@ pub fn scalar_bool(raw: Raw<'_>) -> Option<bool> {
 
 /// The elements of a raw JSON array; `None` if `raw` is not an array.
 pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
-    if json_type(raw) != JsonType::Array {
-        return None;
-    }
-    Some(raw.elements().collect())
+    Some(elements(raw)?.collect())
+}
+
+/// [`array`] one element at a time, for arrays that may be long (a wrapper's records).
+pub fn elements(raw: Raw<'_>) -> Option<impl Iterator<Item = Raw<'_>>> {
+    (json_type(raw) == JsonType::Array).then(|| raw.elements())
 }
 
 /// The characters JSON allows around values and between tokens.

@@ -19,6 +19,7 @@ mod resource_log;
 pub mod time;
 mod training_example;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -518,7 +519,15 @@ pub struct Rejection {
     pub reason: RejectReason,
     pub index: Option<u32>,
     pub detail: String,
+    /// How many records this stands for: 1, or, for the summary of a line's rejections past
+    /// [`MAX_LISTED_REJECTIONS`], how many of that reason it did not list.
+    pub count: u64,
 }
+
+/// Rejections one framed text lists one by one. A line can hold millions of elements that
+/// are not records (`{"records":[1,1,1,...]}`); listed each with its own notice, 14 MB of
+/// them took 1.1 GB. Past this many, a line's rejections are counted per reason.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
 
 /// What one framed JSON text became.
 #[derive(Debug, Default)]
@@ -527,6 +536,29 @@ pub struct FrameRecords {
     pub rejections: Vec<Rejection>,
     /// Pieces of chunked LLM-log messages, joined later in input order.
     pub chunks: Vec<llm_join::LlmChunk>,
+    /// Rejections past the listed ones, by reason: how many, and the first one's index.
+    unlisted: BTreeMap<RejectReason, (u64, Option<u32>)>,
+}
+
+impl FrameRecords {
+    /// Rejects a record (`index` within a wrapper): listed with `detail` while the line has
+    /// listed fewer than [`MAX_LISTED_REJECTIONS`], counted after.
+    pub fn reject(&mut self, reason: RejectReason, index: Option<u32>, detail: impl FnOnce() -> String) {
+        if self.rejections.len() < MAX_LISTED_REJECTIONS {
+            self.rejections.push(Rejection { reason, index, detail: detail(), count: 1 });
+        } else {
+            self.unlisted.entry(reason).or_insert((0, index)).0 += 1;
+        }
+    }
+
+    /// Lists the counted rejections, one summary per reason.
+    fn finish(mut self) -> FrameRecords {
+        for (reason, (count, index)) in std::mem::take(&mut self.unlisted) {
+            let detail = format!("{count} more records of this line rejected for the same reason, from this one on (only {MAX_LISTED_REJECTIONS} are listed one by one)");
+            self.rejections.push(Rejection { reason, index, detail, count });
+        }
+        self
+    }
 }
 
 /// Options that change how records are read.
@@ -540,33 +572,27 @@ pub struct ParseOptions {
 /// Wrappers (`{"records":[...]}`, `{"value":[...]}`, arrays) expand to their elements.
 pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions) -> FrameRecords {
     let mut out = FrameRecords::default();
+    read_frame(text, file, line, offset, opts, &mut out);
+    out.finish()
+}
+
+fn read_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions, out: &mut FrameRecords) {
     let doc = match Doc::parse(text) {
         Ok(doc) => doc,
-        Err(e) => {
-            out.rejections.push(Rejection { reason: RejectReason::InvalidJson, index: None, detail: json_error(&e, line) });
-            return out;
-        }
+        Err(e) => return out.reject(RejectReason::InvalidJson, None, || json_error(&e, line)),
     };
     let raw = doc.root();
     if let Some(obj) = Obj::from_raw(raw) {
         match wrapper_items(&obj) {
-            Some((items, format)) => expand(items, format, file, line, offset, opts, &mut out),
-            None => adapt_one(raw.get(), &obj, None, None, file, line, offset, opts, &mut out),
+            Some((items, format)) => expand(items, format, file, line, offset, opts, out),
+            None => adapt_one(raw.get(), &obj, None, None, file, line, offset, opts, out),
         }
-        return out;
+        return;
     }
     match json_type(raw) {
-        JsonType::Array => {
-            let items = json::array(raw).unwrap_or_default();
-            expand(items, None, file, line, offset, opts, &mut out);
-        }
-        other => out.rejections.push(Rejection {
-            reason: RejectReason::NotAnObject,
-            index: None,
-            detail: format!("a JSON {} is not a log record", type_name(other)),
-        }),
+        JsonType::Array => expand(raw, None, file, line, offset, opts, out),
+        other => out.reject(RejectReason::NotAnObject, None, || format!("a JSON {} is not a log record", type_name(other))),
     }
-    out
 }
 
 fn type_name(t: JsonType) -> &'static str {
@@ -593,15 +619,15 @@ fn json_error(e: &serde_json::Error, frame_line: u64) -> String {
 
 /// The element list of a `{"records":[...]}` (Event Hubs) or `{"value":[...]}` (ARM list)
 /// wrapper, with the export format the wrapper implies.
-fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<Raw<'a>>, Option<SourceFormat>)> {
+fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Raw<'a>, Option<SourceFormat>)> {
     // A wrapper holds nothing but its list (and, for ARM lists, a `nextLink`).
     let only = |allowed: &[&str]| obj.keys().all(|k| allowed.iter().any(|a| a.eq_ignore_ascii_case(&k)));
-    if let Some(items) = obj.get("records").and_then(json::array) {
+    if let Some(items) = obj.get("records").filter(|r| json_type(*r) == JsonType::Array) {
         if only(&["records"]) {
             return Some((items, Some(SourceFormat::EventHub)));
         }
     }
-    if let Some(items) = obj.get("value").and_then(json::array) {
+    if let Some(items) = obj.get("value").filter(|r| json_type(*r) == JsonType::Array) {
         if only(&["value", "nextLink", "@odata.nextLink", "@odata.context", "count"]) {
             return Some((items, None));
         }
@@ -609,8 +635,9 @@ fn wrapper_items<'a>(obj: &Obj<'a>) -> Option<(Vec<Raw<'a>>, Option<SourceFormat
     None
 }
 
+/// Reads each element of the array `items` as a record, one at a time.
 fn expand(
-    items: Vec<Raw<'_>>,
+    items: Raw<'_>,
     format: Option<SourceFormat>,
     file: &Arc<str>,
     line: u64,
@@ -618,15 +645,11 @@ fn expand(
     opts: ParseOptions,
     out: &mut FrameRecords,
 ) {
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in json::elements(items).into_iter().flatten().enumerate() {
         let index = Some(i as u32);
         match Obj::from_raw(item) {
             Some(obj) => adapt_one(item.get(), &obj, format, index, file, line, offset, opts, out),
-            None => out.rejections.push(Rejection {
-                reason: RejectReason::NotAnObject,
-                index,
-                detail: "wrapper element is not a JSON object".into(),
-            }),
+            None => out.reject(RejectReason::NotAnObject, index, || "wrapper element is not a JSON object".into()),
         }
     }
 }
@@ -651,7 +674,7 @@ fn adapt_one(
     let kind = match kind {
         Ok(k) => k,
         Err(e) => {
-            out.rejections.push(Rejection { reason: RejectReason::UnknownShape, index, detail: e.to_string() });
+            out.reject(RejectReason::UnknownShape, index, || e.to_string());
             return;
         }
     };

@@ -20,7 +20,7 @@ use super::json::{
     array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
 };
 use super::{
-    record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, Rejection, SourceFormat, Surface,
+    record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, SourceFormat, Surface,
     ToolCall,
 };
 
@@ -108,8 +108,7 @@ fn read_batch(batches: &[Raw<'_>], signal: Signal, at: &RecordOrigin, out: &mut 
 }
 
 fn reject(out: &mut FrameRecords, index: Option<u32>, what: &str) {
-    let detail = format!("OTLP {what} is not a JSON object");
-    out.rejections.push(Rejection { reason: RejectReason::NotAnObject, index, detail });
+    out.reject(RejectReason::NotAnObject, index, || format!("OTLP {what} is not a JSON object"));
 }
 
 /// A log record has a body, a severity or an observed time; a span has none of them.
