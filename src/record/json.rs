@@ -156,7 +156,9 @@ impl<'a> Raw<'a> {
         let node = self.nodes.get(at)?;
         let nodes = self.nodes.get(at..at + node.size as usize)?;
         let base = self.node().start;
-        let text = self.text.get((node.start - base) as usize..(node.end - base) as usize)?;
+        // Offsets are the document's; the reader made them so they cannot fall before `base`,
+        // and a checked subtraction keeps a mistake a `None` rather than a panic.
+        let text = self.text.get(node.start.checked_sub(base)? as usize..node.end.checked_sub(base)? as usize)?;
         Some(Raw { text, nodes })
     }
 
@@ -188,7 +190,7 @@ impl<'a> Raw<'a> {
                         let node = *self.nodes.get(next_node)?;
                         let element = self.child(next_node)?;
                         next_node += node.size.max(1) as usize;
-                        i = (node.end - base) as usize;
+                        i = node.end.checked_sub(base)? as usize;
                         return Some(element);
                     }
                     b'"' => {
@@ -211,7 +213,7 @@ impl<'a> Raw<'a> {
     /// The key of the value whose node is `node`, in this object, as written (escapes and
     /// all).
     fn written_key(self, node: &Node) -> &'a str {
-        let start = (node.key_start - self.node().start) as usize;
+        let start = node.key_start.saturating_sub(self.node().start) as usize;
         self.text.get(start..start + (node.key_len & !ESCAPED_KEY) as usize).unwrap_or("")
     }
 
@@ -328,7 +330,7 @@ impl<'a> Obj<'a> {
             }
             // As bytes: the lengths are equal and the key has no escape, so this is the whole
             // comparison, without the character-boundary checks of cutting a `str`.
-            let start = (v.key_start - raw.node().start) as usize;
+            let start = v.key_start.saturating_sub(raw.node().start) as usize;
             let spelled = raw.text.as_bytes().get(start..start + key.len()).unwrap_or_default();
             if spelled == key.as_bytes() {
                 folded = Some(value_at);
@@ -587,9 +589,6 @@ pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
 pub fn elements(raw: Raw<'_>) -> Option<impl Iterator<Item = Raw<'_>>> {
     (json_type(raw) == JsonType::Array).then(|| raw.elements())
 }
-
-/// The characters JSON allows around values and between tokens.
-pub const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// The one pass over a document: checks it against the JSON grammar as serde_json does
 /// (lone surrogate escapes aside, which it accepts) and lists every value's place and key.

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-
 use super::chat::Side;
 use super::json::Doc;
 use super::{record_hash, Record, RejectReason, RowRef};
