@@ -187,7 +187,7 @@ impl Engine {
         // A rule whose matches must be listed URLs cannot alert without a list of them (none is
         // embedded; `--intel` brings one): it matches every domain-like word of a text, and
         // checking each against an empty list was most of its cost.
-        let can_alert = |rule: &Rule| !(rule.validate.as_ref().is_some_and(|v| v.url == Some(UrlTest::Intel)) && !intel.lists_urls());
+        let can_alert = |rule: &Rule| intel.lists_urls() || rule.validate.as_ref().is_none_or(|v| v.url != Some(UrlTest::Intel));
         let mut by_surface: Vec<(Surface, SurfacePlan)> = Vec::new();
         for s in [Surface::System, Surface::UserPrompt, Surface::Document, Surface::ToolOutput, Surface::ToolArguments, Surface::ModelResponse] {
             let wanted: Vec<usize> = (0..rules.rules.len()).filter(|&i| rules.rules[i].pattern.is_some() && rules.rules[i].surfaces.contains(&s) && can_alert(&rules.rules[i])).collect();

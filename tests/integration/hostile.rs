@@ -152,16 +152,12 @@ fn scan_stdin_measuring_peak_rss(args: &[&str], feed: impl FnOnce(&mut dyn std::
     // Until the scan ends, not only until its input does: the last lines are still being
     // read when the writer is done.
     let mut peak = 0;
-    let status = loop {
+    while !writer.is_finished() || child.try_wait().unwrap().is_none() {
         peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
-        if writer.is_finished() {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-        }
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    }
     writer.join().unwrap();
+    let status = child.wait().unwrap();
     let stats = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     (status.code(), peak, stats)
 }
