@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{decode_str, Obj};
+use super::json::{decode_str, elements, json_type, JsonType, Obj, Raw};
 use super::RecordKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,24 +123,28 @@ fn app_shape(obj: &Obj<'_>) -> Option<RecordKind> {
 }
 
 /// A fine-tuning dialogue ends with the assistant turn the model should learn, or weights turns.
+/// One pass, keeping only the last role: a dialogue can be millions of messages long.
 fn is_training_dialogue(obj: &Obj<'_>) -> bool {
-    let messages = obj.get("messages").and_then(super::json::array).unwrap_or_default();
-    let roles: Vec<String> = messages
-        .iter()
-        .filter_map(|m| Obj::from_raw(*m))
-        .map(|m| m.text(&["role"]).unwrap_or_default())
-        .collect();
-    let weighted = messages.iter().filter_map(|m| Obj::from_raw(*m)).any(|m| m.has("weight"));
-    weighted || roles.last().is_some_and(|r| r == "assistant")
+    let (mut last_role, mut weighted) = (None, false);
+    for m in obj.get("messages").and_then(elements).into_iter().flatten().filter_map(Obj::from_raw) {
+        weighted |= m.has("weight");
+        last_role = Some(m.text(&["role"]).unwrap_or_default());
+    }
+    weighted || last_role.is_some_and(|r| r == "assistant")
+}
+
+/// Whether `value` is an array, without listing its elements.
+fn is_array(value: Option<Raw<'_>>) -> bool {
+    value.is_some_and(|v| json_type(v) == JsonType::Array)
 }
 
 fn is_chat_request(obj: &Obj<'_>) -> bool {
-    obj.get("messages").and_then(super::json::array).is_some()
+    is_array(obj.get("messages"))
         || ((obj.has("prompt") || obj.has("input")) && (obj.has("model") || obj.has("max_tokens") || obj.has("temperature")))
 }
 
 fn is_chat_response(obj: &Obj<'_>) -> bool {
-    if obj.get("choices").and_then(super::json::array).is_some() || obj.has("prompt_filter_results") {
+    if is_array(obj.get("choices")) || obj.has("prompt_filter_results") {
         return true;
     }
     let object = obj.text(&["object"]).unwrap_or_default();
