@@ -5,7 +5,7 @@
 //! lines and OpenTelemetry messages later. Bodies cut short by a logging cap are not thrown
 //! away: [`apply_body_text`] recovers the message strings a truncated body still holds.
 
-use super::json::{array, decode_str, json_type, Doc, JsonType, Nested, Obj, Raw};
+use super::json::{array, decode_str, elements, json_type, Doc, JsonType, Nested, Obj, Raw};
 use super::{FilterTarget, FilterVerdict, Record, Surface, ToolCall};
 
 /// Which side of an exchange a body is.
@@ -83,9 +83,9 @@ fn item_path(base: &str, field: &str, i: usize) -> String {
 
 /// A chat-completions / completions / embeddings / Responses API request.
 pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
-    if let Some(messages) = body.get("messages").and_then(array) {
-        for (i, m) in messages.iter().enumerate() {
-            if let Some(m) = Obj::from_raw(*m) {
+    if let Some(messages) = body.get("messages").and_then(elements) {
+        for (i, m) in messages.enumerate() {
+            if let Some(m) = Obj::from_raw(m) {
                 apply_message(&m, &item_path(origin, ".messages", i), Side::Request, r);
             }
         }
@@ -301,9 +301,9 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 
 /// A chat-completions / completions / Responses API response, or an error body.
 pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
-    if let Some(choices) = body.get("choices").and_then(array) {
-        for (i, c) in choices.iter().enumerate() {
-            let Some(c) = Obj::from_raw(*c) else { continue };
+    if let Some(choices) = body.get("choices").and_then(elements) {
+        for (i, c) in choices.enumerate() {
+            let Some(c) = Obj::from_raw(c) else { continue };
             let at = item_path(origin, ".choices", i);
             for key in ["message", "delta"] {
                 if let Some(m) = c.get(key).and_then(Obj::from_raw) {

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
 use super::json::{
-    array, decode_str, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
+    array, decode_str, elements, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
 };
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, SourceFormat, Surface,
@@ -83,12 +83,12 @@ fn read_batch(batches: &[Raw<'_>], signal: Signal, at: &RecordOrigin, out: &mut 
         };
         let resource_holder = resource_attrs(&batch);
         let resource = resource_holder.obj();
-        for scope in batch.get_any(scope_keys).and_then(array).unwrap_or_default() {
+        for scope in batch.get_any(scope_keys).and_then(elements).into_iter().flatten() {
             let Some(scope) = Obj::from_raw(scope) else {
                 reject(out, None, "scope");
                 continue;
             };
-            for item in scope.get(item_key).and_then(array).unwrap_or_default() {
+            for item in scope.get(item_key).and_then(elements).into_iter().flatten() {
                 let item_at = RecordOrigin { file: at.file.clone(), line: at.line, index: Some(index), offset: at.offset };
                 match Obj::from_raw(item) {
                     Some(o) => {
@@ -143,8 +143,8 @@ fn span(s: &Obj<'_>, resource: &Obj<'_>, at: &RecordOrigin) -> Record {
     }
     apply_status(s, &attrs, &mut r);
     apply_text_attributes(&attrs, "attributes", &mut r);
-    for (i, ev) in s.get("events").and_then(array).unwrap_or_default().iter().enumerate() {
-        if let Some(ev) = Obj::from_raw(*ev) {
+    for (i, ev) in s.get("events").and_then(elements).into_iter().flatten().enumerate() {
+        if let Some(ev) = Obj::from_raw(ev) {
             apply_span_event(&ev, i, &mut r);
         }
     }
