@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{decode_str, elements, json_type, JsonType, Obj, Raw};
+use super::json::{decode_str, elements, Obj};
 use super::RecordKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,18 +133,13 @@ fn is_training_dialogue(obj: &Obj<'_>) -> bool {
     weighted || last_role.is_some_and(|r| r == "assistant")
 }
 
-/// Whether `value` is an array, without listing its elements.
-fn is_array(value: Option<Raw<'_>>) -> bool {
-    value.is_some_and(|v| json_type(v) == JsonType::Array)
-}
-
 fn is_chat_request(obj: &Obj<'_>) -> bool {
-    is_array(obj.get("messages"))
+    obj.get("messages").and_then(elements).is_some()
         || ((obj.has("prompt") || obj.has("input")) && (obj.has("model") || obj.has("max_tokens") || obj.has("temperature")))
 }
 
 fn is_chat_response(obj: &Obj<'_>) -> bool {
-    if is_array(obj.get("choices")) || obj.has("prompt_filter_results") {
+    if obj.get("choices").and_then(elements).is_some() || obj.has("prompt_filter_results") {
         return true;
     }
     let object = obj.text(&["object"]).unwrap_or_default();

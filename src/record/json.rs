@@ -579,13 +579,13 @@ pub fn scalar_bool(raw: Raw<'_>) -> Option<bool> {
     }
 }
 
-
 /// The elements of a raw JSON array; `None` if `raw` is not an array.
 pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
     Some(elements(raw)?.collect())
 }
 
-/// [`array`] one element at a time, for arrays that may be long (a wrapper's records).
+/// [`array`] one element at a time, without listing them: for walking an array that may be
+/// long (a wrapper's records, a request's messages), or asking whether a value is one.
 pub fn elements(raw: Raw<'_>) -> Option<impl Iterator<Item = Raw<'_>>> {
     (json_type(raw) == JsonType::Array).then(|| raw.elements())
 }
