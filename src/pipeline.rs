@@ -13,7 +13,7 @@ use crate::input::frame::{FrameBatch, FrameBody, Framer, LineCounts};
 use crate::input::lines::{Line, LineReader};
 use crate::input::{self, InputSource};
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined, LlmChunk, UnjoinedGroup};
-use crate::record::{parse_frame, ParseOptions, Record, RecordKind, RejectReason, RowRef};
+use crate::record::{parse_frame_into, ParseOptions, Record, RecordKind, RejectReason, RowRef};
 
 /// Frame bytes per batch: large enough to amortise scheduling, small enough to keep latency
 /// and memory low.
@@ -348,19 +348,37 @@ where
             }
         };
         let text = batch.text(range);
-        // A bug reachable from hostile input must cost one record, not the scan.
+        // Joined chunks' outputs go before the records of the frame that completes them.
+        let position = out.outputs.len();
         let offset = batch.offset_of(frame.line).unwrap_or(0);
-        let parsed = catch_unwind(AssertUnwindSafe(|| parse_frame(text, &source.display, frame.line, offset, parse)));
-        let parsed = match parsed {
+        // Each record is matched as soon as it is read and then dropped, so a line of millions
+        // of records never holds them all.
+        let mut failed: Vec<RejectNotice> = Vec::new();
+        let mut each = |record: Record| {
+            *out.records_by_kind.entry(record.kind).or_default() += 1;
+            let before = out.outputs.len();
+            // A bug reachable from hostile input must cost one record, not the scan.
+            if catch_unwind(AssertUnwindSafe(|| work(&record, memo, &mut out.outputs))).is_err() {
+                out.outputs.truncate(before);
+                let detail = "detection failed on this record (a bug; please report it)".into();
+                failed.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index: record.index_in_line, reason: RejectReason::InternalError, detail, count: 1 });
+            }
+        };
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            let parsed = parse_frame_into(text, &source.display, frame.line, offset, parse, &mut each);
+            (parsed.made, parsed.rejections, parsed.chunks)
+        }));
+        let (made, rejections, chunks) = match parsed {
             Ok(p) => p,
             Err(_) => {
+                out.rejections.append(&mut failed);
                 reject(&mut out, RejectReason::InternalError, None, "aihunt failed on this record (a bug; please report it)".into(), 1);
                 *out.lines_rejected.entry(RejectReason::InternalError).or_default() += owned;
                 continue;
             }
         };
         let mut first_reason = None;
-        for r in parsed.rejections {
+        for r in rejections {
             let reason = if r.reason == RejectReason::InvalidJson && frame.unterminated {
                 RejectReason::TruncatedLine
             } else {
@@ -369,20 +387,12 @@ where
             first_reason.get_or_insert(reason);
             reject(&mut out, reason, r.index, r.detail, r.count);
         }
+        out.rejections.append(&mut failed);
         match first_reason {
-            Some(reason) if parsed.records.is_empty() => *out.lines_rejected.entry(reason).or_default() += owned,
+            Some(reason) if made == 0 => *out.lines_rejected.entry(reason).or_default() += owned,
             _ => out.lines_parsed += owned,
         }
-        let position = out.outputs.len();
-        out.chunks.extend(parsed.chunks.into_iter().map(|c| (position, c)));
-        for record in &parsed.records {
-            *out.records_by_kind.entry(record.kind).or_default() += 1;
-            let before = out.outputs.len();
-            if catch_unwind(AssertUnwindSafe(|| work(record, memo, &mut out.outputs))).is_err() {
-                out.outputs.truncate(before);
-                reject(&mut out, RejectReason::InternalError, record.index_in_line, "detection failed on this record (a bug; please report it)".into(), 1);
-            }
-        }
+        out.chunks.extend(chunks.into_iter().map(|c| (position, c)));
     }
     out
 }

@@ -5,7 +5,7 @@
 //! lines and OpenTelemetry messages later. Bodies cut short by a logging cap are not thrown
 //! away: [`apply_body_text`] recovers the message strings a truncated body still holds.
 
-use super::json::{array, decode_str, elements, json_type, Doc, JsonType, Nested, Obj, Raw};
+use super::json::{decode_str, elements, json_type, Doc, JsonType, Nested, Obj, Raw};
 use super::{FilterTarget, FilterVerdict, Record, Surface, ToolCall};
 
 /// Which side of an exchange a body is.
@@ -103,11 +103,11 @@ pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
                 }
             }
             JsonType::Array => {
-                for (i, item) in array(v).unwrap_or_default().iter().enumerate() {
+                for (i, item) in elements(v).into_iter().flatten().enumerate() {
                     let item_at = format!("{at}[{i}]");
-                    if let Some(s) = decode_str(*item) {
+                    if let Some(s) = decode_str(item) {
                         push_with_documents(r, Surface::UserPrompt, item_at, s.into_owned());
-                    } else if let Some(o) = Obj::from_raw(*item) {
+                    } else if let Some(o) = Obj::from_raw(item) {
                         // Responses API input items: messages, function_call_output, ...
                         apply_message(&o, &item_at, Side::Request, r);
                     }
@@ -171,9 +171,9 @@ pub fn apply_message_as(m: &Obj<'_>, default_role: Option<&str>, at: &str, side:
     if let Some(refusal) = m.text(&["refusal"]) {
         r.push_text(Surface::ModelResponse, path(at, ".refusal"), refusal, false);
     }
-    if let Some(calls) = m.get("tool_calls").and_then(array) {
-        for (i, c) in calls.iter().enumerate() {
-            if let Some(c) = Obj::from_raw(*c) {
+    if let Some(calls) = m.get("tool_calls").and_then(elements) {
+        for (i, c) in calls.enumerate() {
+            if let Some(c) = Obj::from_raw(c) {
                 let f = c.get("function").and_then(Obj::from_raw).unwrap_or_default();
                 push_tool_call(r, c.text(&["id"]), &f, &format!("{at}.tool_calls[{i}].function"));
             }
@@ -196,11 +196,11 @@ fn apply_content(content: Raw<'_>, at: &str, surface: Surface, r: &mut Record) {
             }
         }
         JsonType::Array => {
-            for (i, part) in array(content).unwrap_or_default().iter().enumerate() {
+            for (i, part) in elements(content).into_iter().flatten().enumerate() {
                 let part_at = format!("{at}[{i}]");
-                if let Some(s) = decode_str(*part) {
+                if let Some(s) = decode_str(part) {
                     push_with_documents(r, surface, part_at, s.into_owned());
-                } else if let Some(p) = Obj::from_raw(*part) {
+                } else if let Some(p) = Obj::from_raw(part) {
                     if let Some(text) = p.text(&["text", "content"]) {
                         push_with_documents(r, surface, path(&part_at, ".text"), text);
                     }
@@ -321,15 +321,15 @@ pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
             }
         }
     }
-    if let Some(output) = body.get("output").and_then(array) {
-        for (i, item) in output.iter().enumerate() {
-            if let Some(o) = Obj::from_raw(*item) {
+    if let Some(output) = body.get("output").and_then(elements) {
+        for (i, item) in output.enumerate() {
+            if let Some(o) = Obj::from_raw(item) {
                 apply_message(&o, &format!("{origin}.output[{i}]"), Side::Response, r);
             }
         }
     }
     for key in ["prompt_filter_results", "prompt_annotations"] {
-        for item in body.get(key).and_then(array).unwrap_or_default() {
+        for item in body.get(key).and_then(elements).into_iter().flatten() {
             if let Some(cf) = Obj::from_raw(item).and_then(|o| o.get("content_filter_results")).and_then(Obj::from_raw) {
                 filter_results(&cf, FilterTarget::Prompt, r);
             }
@@ -372,7 +372,7 @@ fn apply_error(err: &Obj<'_>, r: &mut Record) {
             filter_results(&cf, FilterTarget::Prompt, r);
         }
     }
-    for item in err.get("content_filters").and_then(array).unwrap_or_default() {
+    for item in err.get("content_filters").and_then(elements).into_iter().flatten() {
         if let Some(cf) = Obj::from_raw(item) {
             filter_results(&cf, FilterTarget::Prompt, r);
         }
@@ -405,18 +405,7 @@ pub fn filter_results(cf: &Obj<'_>, target: FilterTarget, r: &mut Record) {
 
 /// `custom_blocklists` is `[]`, `[{filtered,id}]`, `{filtered}` or `{filtered, details:[...]}`.
 fn blocklists(value: Raw<'_>, target: FilterTarget, r: &mut Record) {
-    let items = match json_type(value) {
-        JsonType::Array => array(value).unwrap_or_default(),
-        JsonType::Object => {
-            let o = Obj::from_raw(value).unwrap_or_default();
-            match o.get("details").and_then(array) {
-                Some(d) if !d.is_empty() => d,
-                _ => vec![value],
-            }
-        }
-        _ => return,
-    };
-    for item in items {
+    let push = |item: Raw<'_>, r: &mut Record| {
         if let Some(o) = Obj::from_raw(item) {
             push_verdict(
                 r,
@@ -430,6 +419,20 @@ fn blocklists(value: Raw<'_>, target: FilterTarget, r: &mut Record) {
                 },
             );
         }
+    };
+    match json_type(value) {
+        JsonType::Array => elements(value).into_iter().flatten().for_each(|item| push(item, r)),
+        JsonType::Object => {
+            let mut details = Obj::from_raw(value).and_then(|o| o.get("details")).and_then(elements);
+            match details.as_mut().and_then(Iterator::next) {
+                Some(first) => {
+                    push(first, r);
+                    details.into_iter().flatten().for_each(|item| push(item, r));
+                }
+                None => push(value, r),
+            }
+        }
+        _ => {}
     }
 }
 
@@ -461,7 +464,7 @@ fn apply_sse(text: &str, origin: &str, r: &mut Record) {
         }
         let Ok(chunk) = Doc::parse(data) else { continue };
         let Some(chunk) = chunk.obj() else { continue };
-        for c in chunk.get("choices").and_then(array).unwrap_or_default() {
+        for c in chunk.get("choices").and_then(elements).into_iter().flatten() {
             let Some(c) = Obj::from_raw(c) else { continue };
             if let Some(d) = c.get("delta").and_then(Obj::from_raw) {
                 if let Some(piece) = d.get("content").and_then(decode_str) {

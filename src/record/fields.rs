@@ -229,10 +229,10 @@ pub fn header(headers: &Nested<'_>, name: &str) -> Option<String> {
     if let Some(obj) = Obj::from_raw(value) {
         return obj.text(&[name]).or_else(|| {
             // Headers with several values arrive as arrays.
-            obj.get(name).and_then(super::json::array).and_then(|a| a.first().and_then(|v| super::json::scalar_text(*v)))
+            obj.get(name).and_then(super::json::elements).and_then(|mut a| a.next()).and_then(super::json::scalar_text)
         });
     }
-    super::json::array(value)?.into_iter().find_map(|item| {
+    super::json::elements(value)?.find_map(|item| {
         let o = Obj::from_raw(item)?;
         let n = o.text(&["name", "key"])?;
         n.eq_ignore_ascii_case(name).then(|| o.text(&["value"])).flatten()

@@ -5,7 +5,7 @@
 
 use super::chat::{self, Side};
 use super::fields::{la_text, nested};
-use super::json::{array, decode_str, json_type, Doc, JsonType, Obj, Raw};
+use super::json::{decode_str, elements, json_type, Doc, JsonType, Obj, Raw};
 use super::llm_join::LlmChunk;
 use super::{parse_resource_id, time, FrameRecords, Record, RecordKind, RecordOrigin, RowRef, SourceFormat};
 
@@ -68,7 +68,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
         }
     }
     if !chunk_only || row.correlation_id.is_none() {
-        out.records.push(row);
+        out.push(row);
     }
 }
 
@@ -110,13 +110,13 @@ fn side_field(side: Side) -> &'static str {
 /// Puts an array of `{role, content}` messages (or one message, or a full chat body) on the
 /// record's surfaces.
 pub fn apply_messages(value: Raw<'_>, side: Side, origin: &str, r: &mut Record) {
-    if let Some(items) = array(value) {
-        for (i, m) in items.iter().enumerate() {
+    if let Some(items) = elements(value) {
+        for (i, m) in items.enumerate() {
             let at = format!("{origin}[{i}]");
-            match Obj::from_raw(*m) {
+            match Obj::from_raw(m) {
                 Some(o) => chat::apply_message(&o, &at, side, r),
                 None => {
-                    if let Some(s) = decode_str(*m) {
+                    if let Some(s) = decode_str(m) {
                         chat::push_with_documents(r, default_surface(side), at, s.into_owned());
                     }
                 }

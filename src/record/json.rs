@@ -536,8 +536,9 @@ pub fn scalar_f64(raw: Raw<'_>) -> Option<f64> {
         // one-element arrays ("promptTokens": [12]).
         JsonType::String => decode_str(raw)?.trim().parse().ok(),
         JsonType::Array => {
-            match array(raw)?.as_slice() {
-                [one] => scalar_f64(*one),
+            let mut items = elements(raw)?;
+            match (items.next(), items.next()) {
+                (Some(one), None) => scalar_f64(one),
                 _ => None,
             }
         }

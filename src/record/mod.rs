@@ -530,17 +530,44 @@ pub struct Rejection {
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
 
 /// What one framed JSON text became.
-#[derive(Debug, Default)]
-pub struct FrameRecords {
+#[derive(Default)]
+pub struct FrameRecords<'s> {
+    /// The records, unless a sink took each as it was made.
     pub records: Vec<Record>,
+    /// How many records the text made, kept or handed to the sink.
+    pub made: u64,
     pub rejections: Vec<Rejection>,
     /// Pieces of chunked LLM-log messages, joined later in input order.
     pub chunks: Vec<llm_join::LlmChunk>,
     /// Rejections past the listed ones, by reason: how many, and the first one's index.
     unlisted: BTreeMap<RejectReason, (u64, Option<u32>)>,
+    /// What every record of the object being adapted gets (see [`FrameRecords::push`]).
+    wrapper_format: Option<SourceFormat>,
+    object_hash: String,
+    /// Takes each record as it is made. One line can make millions (an OTLP batch of empty
+    /// spans, a `records` wrapper of tiny objects): 2 million spans in a 6 MB line, kept
+    /// until the line was read, took 3 GB.
+    sink: Option<&'s mut dyn FnMut(Record)>,
 }
 
-impl FrameRecords {
+impl FrameRecords<'_> {
+    /// Adds a record of the object being adapted: marked with its wrapper's export format,
+    /// and identified by the object's text unless the adapter hashed the record's own text
+    /// (OTLP batches hold several records, each its own).
+    pub fn push(&mut self, mut record: Record) {
+        if let (Some(f), SourceFormat::Storage) = (self.wrapper_format, record.source_format) {
+            record.source_format = f;
+        }
+        if record.record_hash.is_empty() {
+            record.record_hash = self.object_hash.clone();
+        }
+        self.made += 1;
+        match self.sink.as_mut() {
+            Some(sink) => sink(record),
+            None => self.records.push(record),
+        }
+    }
+
     /// Rejects a record (`index` within a wrapper): listed with `detail` while the line has
     /// listed fewer than [`MAX_LISTED_REJECTIONS`], counted after.
     pub fn reject(&mut self, reason: RejectReason, index: Option<u32>, detail: impl FnOnce() -> String) {
@@ -552,7 +579,7 @@ impl FrameRecords {
     }
 
     /// Lists the counted rejections, one summary per reason.
-    fn finish(mut self) -> FrameRecords {
+    fn finish(mut self) -> Self {
         for (reason, (count, index)) in std::mem::take(&mut self.unlisted) {
             let detail = format!("{count} more records of this line rejected for the same reason, from this one on (only {MAX_LISTED_REJECTIONS} are listed one by one)");
             self.rejections.push(Rejection { reason, index, detail, count });
@@ -570,8 +597,16 @@ pub struct ParseOptions {
 
 /// Parses one framed JSON text (a line, or one element of a JSON document) into records.
 /// Wrappers (`{"records":[...]}`, `{"value":[...]}`, arrays) expand to their elements.
-pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions) -> FrameRecords {
+pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions) -> FrameRecords<'static> {
     let mut out = FrameRecords::default();
+    read_frame(text, file, line, offset, opts, &mut out);
+    out.finish()
+}
+
+/// [`parse_frame`], handing each record to `sink` as soon as it is made instead of keeping
+/// them: memory stays flat however many records one line holds.
+pub fn parse_frame_into<'s>(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions, sink: &'s mut dyn FnMut(Record)) -> FrameRecords<'s> {
+    let mut out = FrameRecords { sink: Some(sink), ..FrameRecords::default() };
     read_frame(text, file, line, offset, opts, &mut out);
     out.finish()
 }
@@ -678,26 +713,16 @@ fn adapt_one(
             return;
         }
     };
-    let first_new = out.records.len();
+    out.wrapper_format = wrapper_format;
+    out.object_hash = record_hash(raw_text);
     match kind {
-        RecordKind::ResourceLog => out.records.push(resource_log::adapt(obj, &origin)),
-        RecordKind::ActivityLog => out.records.push(activity_log::adapt(obj, &origin)),
-        RecordKind::GatewayLog => out.records.push(gateway_log::adapt(obj, &origin)),
+        RecordKind::ResourceLog => out.push(resource_log::adapt(obj, &origin)),
+        RecordKind::ActivityLog => out.push(activity_log::adapt(obj, &origin)),
+        RecordKind::GatewayLog => out.push(gateway_log::adapt(obj, &origin)),
         RecordKind::GatewayLlmLog => gateway_llm_log::adapt(obj, &origin, out),
-        RecordKind::ChatExchange => out.records.push(chat_exchange::adapt(obj, &origin)),
-        RecordKind::TrainingExample => out.records.push(training_example::adapt(obj, &origin)),
+        RecordKind::ChatExchange => out.push(chat_exchange::adapt(obj, &origin)),
+        RecordKind::TrainingExample => out.push(training_example::adapt(obj, &origin)),
         RecordKind::OtelSpan => otel_span::adapt(obj, &origin, out),
-    }
-    let hash = record_hash(raw_text);
-    for record in &mut out.records[first_new..] {
-        if let (Some(f), SourceFormat::Storage) = (wrapper_format, record.source_format) {
-            record.source_format = f;
-        }
-        // Adapters that split one object into several records (OTLP batches) hash each
-        // record's own text; everything else is identified by the object's text.
-        if record.record_hash.is_empty() {
-            record.record_hash = hash.clone();
-        }
     }
 }
 

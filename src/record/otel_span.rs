@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
 use super::json::{
-    array, decode_str, elements, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
+    decode_str, elements, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
 };
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, SourceFormat, Surface,
@@ -35,15 +35,15 @@ const ANY_VALUE_KEYS: &[&str] =
 /// Reads one object: an OTLP batch (one record per span or log record) or one span or log
 /// record as a console exporter printed it.
 pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
-    if let Some(batches) = obj.get("resourceSpans").and_then(array) {
-        read_batch(&batches, Signal::Traces, at, out);
-    } else if let Some(batches) = obj.get("resourceLogs").and_then(array) {
-        read_batch(&batches, Signal::Logs, at, out);
+    if let Some(batches) = obj.get("resourceSpans").and_then(elements) {
+        read_batch(batches, Signal::Traces, at, out);
+    } else if let Some(batches) = obj.get("resourceLogs").and_then(elements) {
+        read_batch(batches, Signal::Logs, at, out);
     } else {
         let resource_holder = resource_attrs(obj);
         let resource = resource_holder.obj();
         let record = if is_log_record(obj) { log_record(obj, &resource, at) } else { span(obj, &resource, at) };
-        out.records.push(record);
+        out.push(record);
     }
 }
 
@@ -73,11 +73,11 @@ impl Signal {
 /// One record per span or log record of an OTLP batch, each identified by its own text and by
 /// its running position in the batch. That position replaces the batch's own index in a
 /// same-line array: batches are one per line in practice, and a record needs one position.
-fn read_batch(batches: &[Raw<'_>], signal: Signal, at: &RecordOrigin, out: &mut FrameRecords) {
+fn read_batch<'a>(batches: impl Iterator<Item = Raw<'a>>, signal: Signal, at: &RecordOrigin, out: &mut FrameRecords) {
     let (scope_keys, item_key) = signal.keys();
     let mut index: u32 = 0;
     for batch in batches {
-        let Some(batch) = Obj::from_raw(*batch) else {
+        let Some(batch) = Obj::from_raw(batch) else {
             reject(out, None, "resource batch");
             continue;
         };
@@ -97,7 +97,7 @@ fn read_batch(batches: &[Raw<'_>], signal: Signal, at: &RecordOrigin, out: &mut 
                             Signal::Logs => log_record(&o, &resource, &item_at),
                         };
                         r.record_hash = record_hash(item.get());
-                        out.records.push(r);
+                        out.push(r);
                     }
                     None => reject(out, Some(index), signal.item_name()),
                 }
@@ -229,10 +229,10 @@ fn apply_event_payload(event: &str, payload: Raw<'_>, at: &str, r: &mut Record) 
         } else {
             chat::apply_message_as(&body, Some(role), at, side, r);
         }
-    } else if let Some(items) = nested.value().and_then(array) {
+    } else if let Some(items) = nested.value().and_then(elements) {
         // A body that is the content itself, as a list of parts.
-        for (i, p) in items.iter().enumerate() {
-            part(*p, surface, &format!("{at}[{i}]"), r);
+        for (i, p) in items.enumerate() {
+            part(p, surface, &format!("{at}[{i}]"), r);
         }
     } else if let Some(text) = nested.undecodable_text() {
         chat::push_with_documents(r, surface, at.to_owned(), text.into_owned());
@@ -279,11 +279,11 @@ fn messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, m) in array(v).unwrap_or_default().iter().enumerate() {
+            for (i, m) in elements(v).into_iter().flatten().enumerate() {
                 let m_at = format!("{at}[{i}]");
-                if let Some(m) = Obj::from_raw(*m) {
+                if let Some(m) = Obj::from_raw(m) {
                     message(&m, &m_at, side, r);
-                } else if let Some(text) = decode_str(*m) {
+                } else if let Some(text) = decode_str(m) {
                     chat::push_with_documents(r, side.default_surface(), m_at, text.into_owned());
                 }
             }
@@ -306,14 +306,14 @@ fn message(m: &Obj<'_>, at: &str, side: Side, r: &mut Record) {
     if m.text(&["finish_reason"]).is_some_and(|f| f == "content_filter") {
         r.content_filter.completion_filtered = true;
     }
-    let Some(parts) = m.get("parts").and_then(array) else {
+    let Some(parts) = m.get("parts").and_then(elements) else {
         chat::apply_message(m, at, side, r);
         return;
     };
     let role = m.text(&["role"]).unwrap_or_default();
     let surface = chat::role_surface(&role).unwrap_or(side.default_surface());
-    for (i, p) in parts.iter().enumerate() {
-        part(*p, surface, &format!("{at}.parts[{i}]"), r);
+    for (i, p) in parts.enumerate() {
+        part(p, surface, &format!("{at}.parts[{i}]"), r);
     }
 }
 
@@ -348,8 +348,8 @@ fn system_instructions(raw: Raw<'_>, at: &str, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, p) in array(v).unwrap_or_default().iter().enumerate() {
-                part(*p, Surface::System, &format!("{at}[{i}]"), r);
+            for (i, p) in elements(v).into_iter().flatten().enumerate() {
+                part(p, Surface::System, &format!("{at}[{i}]"), r);
             }
         }
         Some((v, JsonType::Object)) => part(v, Surface::System, at, r),
@@ -385,7 +385,7 @@ fn legacy_messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
 fn holds_messages(v: Raw<'_>) -> bool {
     match json_type(v) {
         JsonType::Object => true,
-        JsonType::Array => array(v).unwrap_or_default().iter().any(|m| json_type(*m) == JsonType::Object),
+        JsonType::Array => elements(v).into_iter().flatten().any(|m| json_type(m) == JsonType::Object),
         _ => false,
     }
 }
@@ -416,8 +416,8 @@ fn retrieval_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
     let nested = Nested::new(Some(docs));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, d) in array(v).unwrap_or_default().iter().enumerate() {
-                document(*d, &format!("{at}[{i}]"), r);
+            for (i, d) in elements(v).into_iter().flatten().enumerate() {
+                document(d, &format!("{at}[{i}]"), r);
             }
         }
         Some((v, JsonType::Object)) => document(v, &at, r),
@@ -466,20 +466,21 @@ fn apply_metadata(a: &Obj<'_>, r: &mut Record) {
     r.status.code = a.i64(&["http.response.status_code"]).and_then(|c| u16::try_from(c).ok());
     set_caller_ip(&mut r.caller, a.text(&["client.address"]));
     r.caller.end_user_id = a.text(&["user.id", "enduser.id"]);
-    if finish_reasons(a).iter().any(|f| f == "content_filter") {
+    if stopped_by_content_filter(a) {
         r.content_filter.completion_filtered = true;
     }
 }
 
-/// `gen_ai.response.finish_reasons`: an array, a JSON string holding one, or one string.
-fn finish_reasons(a: &Obj<'_>) -> Vec<String> {
+/// Whether `gen_ai.response.finish_reasons` (an array, a JSON string holding one, or one
+/// string) says a choice was stopped by the content filter. Asked element by element: a line
+/// of millions of reasons must not become millions of strings.
+fn stopped_by_content_filter(a: &Obj<'_>) -> bool {
     let nested = Nested::new(a.get("gen_ai.response.finish_reasons"));
+    let is_filter = |v: Raw<'_>| decode_str(v).is_some_and(|f| f == "content_filter");
     match nested.value() {
-        Some(v) if json_type(v) == JsonType::Array => {
-            array(v).unwrap_or_default().into_iter().filter_map(scalar_text).collect()
-        }
-        Some(v) => scalar_text(v).into_iter().collect(),
-        None => Vec::new(),
+        Some(v) if json_type(v) == JsonType::Array => items(Some(v)).any(is_filter),
+        Some(v) => is_filter(v),
+        None => false,
     }
 }
 
@@ -565,7 +566,7 @@ fn span_times(s: &Obj<'_>) -> (Option<Timestamp>, Option<f64>) {
     let start = s.f64(&["timestamp"]).filter(|us| *us > 0.0).and_then(|us| time::from_unix_nanos((us * 1e3) as i128));
     let duration = s.get("duration").and_then(|d| match json_type(d) {
         JsonType::Array => {
-            let pair: Vec<f64> = array(d).unwrap_or_default().into_iter().filter_map(scalar_f64).collect();
+            let pair: Vec<f64> = elements(d).into_iter().flatten().take(3).filter_map(scalar_f64).collect();
             match pair.as_slice() {
                 [secs, nanos] => Some(secs * 1e3 + nanos / 1e6),
                 _ => None,
@@ -616,7 +617,7 @@ impl<'a> Attrs<'a> {
             Some((r, JsonType::Object)) => Attrs { map: Some(r), rewritten: None },
             Some((r, JsonType::Array)) => {
                 let mut out = String::with_capacity(r.get().len());
-                write_key_values(&array(r).unwrap_or_default(), 0, &mut out);
+                write_key_values(items(Some(r)), 0, &mut out);
                 Attrs { map: None, rewritten: Doc::parse_owned(out).ok() }
             }
             _ => Attrs { map: None, rewritten: None },
@@ -645,11 +646,11 @@ fn plain_value(raw: Raw<'_>) -> Cow<'_, str> {
 }
 
 /// Writes `[{key, value}]` as a JSON object, keeping the list's order.
-fn write_key_values(items: &[Raw<'_>], depth: usize, out: &mut String) {
+fn write_key_values<'a>(items: impl Iterator<Item = Raw<'a>>, depth: usize, out: &mut String) {
     out.push('{');
     let mut first = true;
     for item in items {
-        let Some(kv) = Obj::from_raw(*item) else { continue };
+        let Some(kv) = Obj::from_raw(item) else { continue };
         let Some(key) = kv.get("key").and_then(decode_str) else { continue };
         if !first {
             out.push(',');
@@ -699,7 +700,7 @@ fn write_any_value(raw: Raw<'_>, depth: usize, out: &mut String) {
         }
     } else if let Some(a) = v.get("arrayValue") {
         out.push('[');
-        for (i, item) in list_values(a).into_iter().enumerate() {
+        for (i, item) in list_values(a).enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -707,15 +708,21 @@ fn write_any_value(raw: Raw<'_>, depth: usize, out: &mut String) {
         }
         out.push(']');
     } else if let Some(kv) = v.get("kvlistValue") {
-        write_key_values(&list_values(kv), depth + 1, out);
+        write_key_values(list_values(kv), depth + 1, out);
     } else {
         out.push_str("null");
     }
 }
 
 /// The `values` of an `arrayValue` or `kvlistValue`.
-fn list_values(holder: Raw<'_>) -> Vec<Raw<'_>> {
-    Obj::from_raw(holder).and_then(|o| o.get("values")).and_then(array).unwrap_or_default()
+fn list_values(holder: Raw<'_>) -> impl Iterator<Item = Raw<'_>> {
+    items(Obj::from_raw(holder).and_then(|o| o.get("values")))
+}
+
+/// The elements of an array, one at a time (none for anything else): attribute lists are
+/// rewritten as they are read, never listed first.
+fn items(array: Option<Raw<'_>>) -> impl Iterator<Item = Raw<'_>> {
+    array.and_then(elements).into_iter().flatten()
 }
 
 fn write_json_string(s: &str, out: &mut String) {
