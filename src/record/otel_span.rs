@@ -897,7 +897,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn records(text: &str) -> FrameRecords {
+    fn records(text: &str) -> FrameRecords<'static> {
         let doc = Doc::parse(text).unwrap();
         let mut out = FrameRecords::default();
         adapt(&doc.object(), &RecordOrigin { file: Arc::from("t"), line: 1, index: None, offset: 0 }, &mut out);
