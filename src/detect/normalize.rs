@@ -279,16 +279,33 @@ const IS_LEET: [bool; 256] = {
     table
 };
 
+/// Whether a leet character stands between two letters somewhere in `bytes`. Leet characters
+/// are rare in prose: whole 32-byte blocks are first asked whether they hold a digit or one
+/// of the symbols at all, without an early exit (vector instructions), and only blocks that do
+/// are read byte by byte; every text with prompt-attack rules is asked.
+fn writes_leet(bytes: &[u8]) -> bool {
+    let may_be_leet = |b: u8| (b.wrapping_sub(b'0') < 10) | (b == b'!') | (b == b'$') | (b == b'+') | (b == b'@') | (b == b'|');
+    let last = bytes.len().saturating_sub(1);
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = (start + 32).min(bytes.len());
+        if bytes[start..end].iter().fold(false, |any, &b| any | may_be_leet(b))
+            && (start.max(1)..end.min(last)).any(|i| IS_LEET[bytes[i] as usize] && bytes[i - 1].is_ascii_alphabetic() && bytes[i + 1].is_ascii_alphabetic())
+        {
+            return true;
+        }
+        start = end;
+    }
+    false
+}
+
 /// The leetspeak reading of a normalized view, when it has words that mix letters with leet
 /// digits or symbols (`1gn0r3`, `pr3v10u5`); `None` when nothing would change.
 pub fn leet_view(v: &View) -> Option<View> {
     let bytes = v.text.as_bytes();
     // Only texts that really write leet (a leet character between two letters, as in `1gn0r3`)
     // get a leet reading; model names and ids such as `gpt-4o` or `mp3` do not.
-    // Leet characters are rare in prose, so test them first, from a table.
-    let has_leet = (1..bytes.len().saturating_sub(1))
-        .any(|i| IS_LEET[bytes[i] as usize] && bytes[i - 1].is_ascii_alphabetic() && bytes[i + 1].is_ascii_alphabetic());
-    if !has_leet {
+    if !writes_leet(bytes) {
         return None;
     }
     let mut out: Option<Vec<u8>> = None;
@@ -372,6 +389,27 @@ mod tests {
             let byte_by_byte = text.bytes().all(|b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
             proptest::prop_assert_eq!(is_plain(&text), byte_by_byte);
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn leet_is_found_block_by_block_as_byte_by_byte(text in "([a-z]{1,40}|[0-9!|@$+ ]{1,3}|[.,-]){0,30}") {
+            let b = text.as_bytes();
+            let byte_by_byte = (1..b.len().saturating_sub(1)).any(|i| IS_LEET[b[i] as usize] && b[i - 1].is_ascii_alphabetic() && b[i + 1].is_ascii_alphabetic());
+            proptest::prop_assert_eq!(writes_leet(b), byte_by_byte, "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn leet_is_found_at_every_place_of_a_block() {
+        for at in 1..99 {
+            let mut text = vec![b'a'; 100];
+            text[at] = b'3';
+            assert!(writes_leet(&text), "leet at {at}");
+            text[at - 1] = b' ';
+            assert!(!writes_leet(&text), "no letter before {at}");
+        }
+        assert!(!writes_leet(b"3ab") && !writes_leet(b"ab3"), "at either end there is no letter on one side");
     }
 
     #[test]
