@@ -112,7 +112,7 @@ fn side_field(side: Side) -> &'static str {
 pub fn apply_messages(value: Raw<'_>, side: Side, origin: &str, r: &mut Record) {
     if let Some(items) = elements(value) {
         for (i, m) in items.enumerate() {
-            let at = format!("{origin}[{i}]");
+            let at = chat::item_path(origin, "", i);
             match Obj::from_raw(m) {
                 Some(o) => chat::apply_message(&o, &at, side, r),
                 None => {

@@ -232,7 +232,7 @@ fn apply_event_payload(event: &str, payload: Raw<'_>, at: &str, r: &mut Record) 
     } else if let Some(items) = nested.value().and_then(elements) {
         // A body that is the content itself, as a list of parts.
         for (i, p) in items.enumerate() {
-            part(p, surface, &format!("{at}[{i}]"), r);
+            part(p, surface, &chat::item_path(at, "", i), r);
         }
     } else if let Some(text) = nested.undecodable_text() {
         chat::push_with_documents(r, surface, at.to_owned(), text.into_owned());
@@ -280,7 +280,7 @@ fn messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, m) in elements(v).into_iter().flatten().enumerate() {
-                let m_at = format!("{at}[{i}]");
+                let m_at = chat::item_path(at, "", i);
                 if let Some(m) = Obj::from_raw(m) {
                     message(&m, &m_at, side, r);
                 } else if let Some(text) = decode_str(m) {
@@ -313,7 +313,7 @@ fn message(m: &Obj<'_>, at: &str, side: Side, r: &mut Record) {
     let role = m.text(&["role"]).unwrap_or_default();
     let surface = chat::role_surface(&role).unwrap_or(side.default_surface());
     for (i, p) in parts.enumerate() {
-        part(p, surface, &format!("{at}.parts[{i}]"), r);
+        part(p, surface, &chat::item_path(at, ".parts", i), r);
     }
 }
 
@@ -349,7 +349,7 @@ fn system_instructions(raw: Raw<'_>, at: &str, r: &mut Record) {
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, p) in elements(v).into_iter().flatten().enumerate() {
-                part(p, Surface::System, &format!("{at}[{i}]"), r);
+                part(p, Surface::System, &chat::item_path(at, "", i), r);
             }
         }
         Some((v, JsonType::Object)) => part(v, Surface::System, at, r),
@@ -417,7 +417,7 @@ fn retrieval_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
             for (i, d) in elements(v).into_iter().flatten().enumerate() {
-                document(d, &format!("{at}[{i}]"), r);
+                document(d, &chat::item_path(&at, "", i), r);
             }
         }
         Some((v, JsonType::Object)) => document(v, &at, r),

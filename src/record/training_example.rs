@@ -16,7 +16,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
     for key in ["preferred_output", "non_preferred_output"] {
         for (i, m) in obj.get(key).and_then(elements).into_iter().flatten().enumerate() {
             if let Some(m) = Obj::from_raw(m) {
-                chat::apply_message(&m, &format!("{key}[{i}]"), Side::Response, &mut r);
+                chat::apply_message(&m, &chat::item_path(key, "", i), Side::Response, &mut r);
             }
         }
     }
@@ -27,7 +27,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
 fn messages(obj: &Obj<'_>, at: &str, r: &mut Record) {
     for (i, m) in obj.get("messages").and_then(elements).into_iter().flatten().enumerate() {
         if let Some(m) = Obj::from_raw(m) {
-            chat::apply_message(&m, &format!("{at}[{i}]"), Side::Request, r);
+            chat::apply_message(&m, &chat::item_path(at, "", i), Side::Request, r);
         }
     }
 }
