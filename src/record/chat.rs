@@ -5,7 +5,7 @@
 //! lines and OpenTelemetry messages later. Bodies cut short by a logging cap are not thrown
 //! away: [`apply_body_text`] recovers the message strings a truncated body still holds.
 
-use super::json::{decode_str, elements, json_type, Doc, JsonType, Nested, Obj, Raw};
+use super::json::{decode_str, elements, items, json_type, Doc, JsonType, Nested, Obj, Raw};
 use super::{FilterTarget, FilterVerdict, Record, Surface, ToolCall};
 
 /// Which side of an exchange a body is.
@@ -116,7 +116,7 @@ pub fn apply_request(body: &Obj<'_>, origin: &str, r: &mut Record) {
                 }
             }
             JsonType::Array => {
-                for (i, item) in elements(v).into_iter().flatten().enumerate() {
+                for (i, item) in items(v).enumerate() {
                     let item_at = item_path(&at, "", i);
                     if let Some(s) = decode_str(item) {
                         push_with_documents(r, Surface::UserPrompt, item_at, s.into_owned());
@@ -211,7 +211,7 @@ fn apply_content(content: Raw<'_>, at: &str, surface: Surface, r: &mut Record) {
             }
         }
         JsonType::Array => {
-            for (i, part) in elements(content).into_iter().flatten().enumerate() {
+            for (i, part) in items(content).enumerate() {
                 let part_at = item_path(at, "", i);
                 if let Some(s) = decode_str(part) {
                     push_with_documents(r, surface, part_at, s.into_owned());
@@ -344,7 +344,7 @@ pub fn apply_response(body: &Obj<'_>, origin: &str, r: &mut Record) {
         }
     }
     for key in ["prompt_filter_results", "prompt_annotations"] {
-        for item in body.get(key).and_then(elements).into_iter().flatten() {
+        for item in items(body.get(key)) {
             if let Some(cf) = Obj::from_raw(item).and_then(|o| o.get("content_filter_results")).and_then(Obj::from_raw) {
                 filter_results(&cf, FilterTarget::Prompt, r);
             }
@@ -387,7 +387,7 @@ fn apply_error(err: &Obj<'_>, r: &mut Record) {
             filter_results(&cf, FilterTarget::Prompt, r);
         }
     }
-    for item in err.get("content_filters").and_then(elements).into_iter().flatten() {
+    for item in items(err.get("content_filters")) {
         if let Some(cf) = Obj::from_raw(item) {
             filter_results(&cf, FilterTarget::Prompt, r);
         }
@@ -436,7 +436,7 @@ fn blocklists(value: Raw<'_>, target: FilterTarget, r: &mut Record) {
         }
     };
     match json_type(value) {
-        JsonType::Array => elements(value).into_iter().flatten().for_each(|item| push(item, r)),
+        JsonType::Array => items(value).for_each(|item| push(item, r)),
         JsonType::Object => {
             let mut details = Obj::from_raw(value).and_then(|o| o.get("details")).and_then(elements);
             match details.as_mut().and_then(Iterator::next) {
@@ -486,7 +486,7 @@ fn apply_sse(text: &str, origin: &str, r: &mut Record) {
         }
         let Ok(chunk) = Doc::parse(data) else { continue };
         let Some(chunk) = chunk.obj() else { continue };
-        for c in chunk.get("choices").and_then(elements).into_iter().flatten() {
+        for c in items(chunk.get("choices")) {
             let Some(c) = Obj::from_raw(c) else { continue };
             if let Some(d) = c.get("delta").and_then(Obj::from_raw) {
                 if let Some(piece) = d.get("content").and_then(decode_str) {

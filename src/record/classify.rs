@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::json::{decode_str, elements, Obj};
+use super::json::{decode_str, elements, items, Obj};
 use super::RecordKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,7 +126,7 @@ fn app_shape(obj: &Obj<'_>) -> Option<RecordKind> {
 /// One pass, keeping only the last role: a dialogue can be millions of messages long.
 fn is_training_dialogue(obj: &Obj<'_>) -> bool {
     let (mut last_role, mut weighted) = (None, false);
-    for m in obj.get("messages").and_then(elements).into_iter().flatten().filter_map(Obj::from_raw) {
+    for m in items(obj.get("messages")).filter_map(Obj::from_raw) {
         weighted |= m.has("weight");
         last_role = Some(m.text(&["role"]).unwrap_or_default());
     }

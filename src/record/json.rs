@@ -580,15 +580,16 @@ pub fn scalar_bool(raw: Raw<'_>) -> Option<bool> {
     }
 }
 
-/// The elements of a raw JSON array; `None` if `raw` is not an array.
-pub fn array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
-    Some(elements(raw)?.collect())
-}
-
-/// [`array`] one element at a time, without listing them: for walking an array that may be
-/// long (a wrapper's records, a request's messages), or asking whether a value is one.
+/// The elements of a raw JSON array one at a time, without listing them (an array may be
+/// long: a wrapper's records, a request's messages); `None` if `raw` is not an array.
 pub fn elements(raw: Raw<'_>) -> Option<impl Iterator<Item = Raw<'_>>> {
     (json_type(raw) == JsonType::Array).then(|| raw.elements())
+}
+
+/// [`elements`] of a value that should be an array, none when it is absent or anything
+/// else: what adapters walk a field with.
+pub fn items<'a>(raw: impl Into<Option<Raw<'a>>>) -> impl Iterator<Item = Raw<'a>> {
+    raw.into().and_then(elements).into_iter().flatten()
 }
 
 /// The one pass over a document: checks it against the JSON grammar as serde_json does
@@ -894,7 +895,7 @@ mod tests {
         let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
         let text = deep(200_000);
         let d = doc(&text);
-        assert_eq!(array(d.object().get("a").unwrap()).map(|a| a.len()), Some(1));
+        assert_eq!(elements(d.object().get("a").unwrap()).map(Iterator::count), Some(1));
         assert!(Doc::parse(&text[1..]).is_err());
     }
 
@@ -980,7 +981,7 @@ mod tests {
                 proptest::prop_assert_eq!(obj.get("no such key"), None);
             }
             JsonType::Array => {
-                let items = array(raw).unwrap();
+                let items: Vec<Raw<'_>> = elements(raw).unwrap().collect();
                 let expected = value.as_array().unwrap();
                 proptest::prop_assert_eq!(items.len(), expected.len());
                 for (item, e) in items.iter().zip(expected) {

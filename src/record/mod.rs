@@ -680,7 +680,7 @@ fn expand(
     opts: ParseOptions,
     out: &mut FrameRecords,
 ) {
-    for (i, item) in json::elements(items).into_iter().flatten().enumerate() {
+    for (i, item) in json::items(items).enumerate() {
         let index = Some(i as u32);
         match Obj::from_raw(item) {
             Some(obj) => adapt_one(item.get(), &obj, format, index, file, line, offset, opts, out),

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use super::chat::{self, Side};
 use super::fields::set_caller_ip;
 use super::json::{
-    decode_str, elements, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
+    decode_str, elements, items, json_type, scalar_bool, scalar_f64, scalar_i64, scalar_text, Doc, JsonType, Nested, Obj, Raw,
 };
 use super::{
     record_hash, time, FrameRecords, Record, RecordKind, RecordOrigin, RejectReason, SourceFormat, Surface,
@@ -83,12 +83,12 @@ fn read_batch<'a>(batches: impl Iterator<Item = Raw<'a>>, signal: Signal, at: &R
         };
         let resource_holder = resource_attrs(&batch);
         let resource = resource_holder.obj();
-        for scope in batch.get_any(scope_keys).and_then(elements).into_iter().flatten() {
+        for scope in items(batch.get_any(scope_keys)) {
             let Some(scope) = Obj::from_raw(scope) else {
                 reject(out, None, "scope");
                 continue;
             };
-            for item in scope.get(item_key).and_then(elements).into_iter().flatten() {
+            for item in items(scope.get(item_key)) {
                 let item_at = RecordOrigin { file: at.file.clone(), line: at.line, index: Some(index), offset: at.offset };
                 match Obj::from_raw(item) {
                     Some(o) => {
@@ -143,7 +143,7 @@ fn span(s: &Obj<'_>, resource: &Obj<'_>, at: &RecordOrigin) -> Record {
     }
     apply_status(s, &attrs, &mut r);
     apply_text_attributes(&attrs, "attributes", &mut r);
-    for (i, ev) in s.get("events").and_then(elements).into_iter().flatten().enumerate() {
+    for (i, ev) in items(s.get("events")).enumerate() {
         if let Some(ev) = Obj::from_raw(ev) {
             apply_span_event(&ev, i, &mut r);
         }
@@ -279,7 +279,7 @@ fn messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, m) in elements(v).into_iter().flatten().enumerate() {
+            for (i, m) in items(v).enumerate() {
                 let m_at = chat::item_path(at, "", i);
                 if let Some(m) = Obj::from_raw(m) {
                     message(&m, &m_at, side, r);
@@ -348,7 +348,7 @@ fn system_instructions(raw: Raw<'_>, at: &str, r: &mut Record) {
     let nested = Nested::new(Some(raw));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, p) in elements(v).into_iter().flatten().enumerate() {
+            for (i, p) in items(v).enumerate() {
                 part(p, Surface::System, &chat::item_path(at, "", i), r);
             }
         }
@@ -385,7 +385,7 @@ fn legacy_messages(raw: Raw<'_>, at: &str, side: Side, r: &mut Record) {
 fn holds_messages(v: Raw<'_>) -> bool {
     match json_type(v) {
         JsonType::Object => true,
-        JsonType::Array => elements(v).into_iter().flatten().any(|m| json_type(m) == JsonType::Object),
+        JsonType::Array => items(v).any(|m| json_type(m) == JsonType::Object),
         _ => false,
     }
 }
@@ -416,7 +416,7 @@ fn retrieval_attributes(a: &Obj<'_>, base: &str, r: &mut Record) {
     let nested = Nested::new(Some(docs));
     match nested.value().map(|v| (v, json_type(v))) {
         Some((v, JsonType::Array)) => {
-            for (i, d) in elements(v).into_iter().flatten().enumerate() {
+            for (i, d) in items(v).enumerate() {
                 document(d, &chat::item_path(&at, "", i), r);
             }
         }
@@ -478,7 +478,7 @@ fn stopped_by_content_filter(a: &Obj<'_>) -> bool {
     let nested = Nested::new(a.get("gen_ai.response.finish_reasons"));
     let is_filter = |v: Raw<'_>| decode_str(v).is_some_and(|f| f == "content_filter");
     match nested.value() {
-        Some(v) if json_type(v) == JsonType::Array => items(Some(v)).any(is_filter),
+        Some(v) if json_type(v) == JsonType::Array => items(v).any(is_filter),
         Some(v) => is_filter(v),
         None => false,
     }
@@ -566,7 +566,7 @@ fn span_times(s: &Obj<'_>) -> (Option<Timestamp>, Option<f64>) {
     let start = s.f64(&["timestamp"]).filter(|us| *us > 0.0).and_then(|us| time::from_unix_nanos((us * 1e3) as i128));
     let duration = s.get("duration").and_then(|d| match json_type(d) {
         JsonType::Array => {
-            let pair: Vec<f64> = elements(d).into_iter().flatten().take(3).filter_map(scalar_f64).collect();
+            let pair: Vec<f64> = items(d).take(3).filter_map(scalar_f64).collect();
             match pair.as_slice() {
                 [secs, nanos] => Some(secs * 1e3 + nanos / 1e6),
                 _ => None,
@@ -617,7 +617,7 @@ impl<'a> Attrs<'a> {
             Some((r, JsonType::Object)) => Attrs { map: Some(r), rewritten: None },
             Some((r, JsonType::Array)) => {
                 let mut out = String::with_capacity(r.get().len());
-                write_key_values(items(Some(r)), 0, &mut out);
+                write_key_values(items(r), 0, &mut out);
                 Attrs { map: None, rewritten: Doc::parse_owned(out).ok() }
             }
             _ => Attrs { map: None, rewritten: None },
@@ -719,11 +719,6 @@ fn list_values(holder: Raw<'_>) -> impl Iterator<Item = Raw<'_>> {
     items(Obj::from_raw(holder).and_then(|o| o.get("values")))
 }
 
-/// The elements of an array, one at a time (none for anything else): attribute lists are
-/// rewritten as they are read, never listed first.
-fn items(array: Option<Raw<'_>>) -> impl Iterator<Item = Raw<'_>> {
-    array.and_then(elements).into_iter().flatten()
-}
 
 fn write_json_string(s: &str, out: &mut String) {
     // Serializing a `str` cannot fail.

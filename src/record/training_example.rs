@@ -3,7 +3,7 @@
 //! descriptions are instructions the tuned model will learn to follow.
 
 use super::chat::{self, Side};
-use super::json::{elements, Obj};
+use super::json::{items, Obj};
 use super::{Record, RecordKind, RecordOrigin, SourceFormat, Surface};
 
 pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
@@ -14,7 +14,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
         tools(&input, "input.", &mut r);
     }
     for key in ["preferred_output", "non_preferred_output"] {
-        for (i, m) in obj.get(key).and_then(elements).into_iter().flatten().enumerate() {
+        for (i, m) in items(obj.get(key)).enumerate() {
             if let Some(m) = Obj::from_raw(m) {
                 chat::apply_message(&m, &chat::item_path(key, "", i), Side::Response, &mut r);
             }
@@ -25,7 +25,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin) -> Record {
 }
 
 fn messages(obj: &Obj<'_>, at: &str, r: &mut Record) {
-    for (i, m) in obj.get("messages").and_then(elements).into_iter().flatten().enumerate() {
+    for (i, m) in items(obj.get("messages")).enumerate() {
         if let Some(m) = Obj::from_raw(m) {
             chat::apply_message(&m, &chat::item_path(at, "", i), Side::Request, r);
         }
@@ -35,7 +35,7 @@ fn messages(obj: &Obj<'_>, at: &str, r: &mut Record) {
 /// Tool (and legacy function) descriptions, as system-level instructions.
 fn tools(obj: &Obj<'_>, prefix: &str, r: &mut Record) {
     for key in ["tools", "functions"] {
-        for (i, t) in obj.get(key).and_then(elements).into_iter().flatten().enumerate() {
+        for (i, t) in items(obj.get(key)).enumerate() {
             let Some(t) = Obj::from_raw(t) else { continue };
             let f = t.get("function").and_then(Obj::from_raw).unwrap_or(t);
             if let Some(desc) = f.text(&["description"]) {
