@@ -48,6 +48,13 @@ pub struct AlertMeta {
     pub first_activity: String,
 }
 
+impl AlertMeta {
+    /// Bytes its strings hold.
+    pub fn heap_bytes(&self) -> usize {
+        [&self.id, &self.title, &self.first_activity, &self.incident.id, &self.incident.entity].iter().map(|s| s.capacity()).sum()
+    }
+}
+
 /// Which incident an alert belongs to: its primary entity and the UTC day (DESIGN §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IncidentKey {

@@ -92,7 +92,7 @@ pub struct ReadResult {
 /// `sink` in input order, and writes the summary, stats and rejects files.
 pub fn run_reading<T, M, W, S>(config: &InputConfig, work: W, sink: &mut S, rules_loaded: u64) -> Result<ReadResult>
 where
-    T: Send + 'static,
+    T: crate::pipeline::Weigh + Send + 'static,
     M: Default + Send + 'static,
     W: Fn(&crate::record::Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     S: Sink<T>,

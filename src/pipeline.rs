@@ -1,19 +1,19 @@
 //! The streaming pipeline: one reader thread frames inputs into batches, a rayon pool parses
 //! and processes batches in parallel, and the calling thread consumes results strictly in
-//! input order. In-flight batches are capped by permits, so memory stays bounded whatever the
-//! input size, and output is identical for any thread count.
+//! input order. In-flight batches are capped by permits and their outputs by a byte budget,
+//! so memory stays bounded whatever the input, and output is identical for any thread count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::input::frame::{FrameBatch, FrameBody, Framer, LineCounts};
 use crate::input::lines::{Line, LineReader};
 use crate::input::{self, InputSource};
 use crate::record::llm_join::{ChunkJoiner, JoinLimits, Joined, LlmChunk, UnjoinedGroup};
-use crate::record::{parse_frame_into, ParseOptions, Record, RecordKind, RejectReason, RowRef};
+use crate::record::{parse_frame_into, Made, ParseOptions, Record, RecordKind, RejectReason, RowRef};
 
 /// Frame bytes per batch: large enough to amortise scheduling, small enough to keep latency
 /// and memory low.
@@ -24,6 +24,28 @@ const BATCH_FRAMES: usize = 4096;
 /// with one 1 MB batch a 1 MB file kept one worker busy and the other idle (92 ms median at
 /// -j2); batches of 64, 128, 256 KB... share the compiling out (78 ms). 16 KB was no faster.
 const FIRST_BATCH_BYTES: usize = 64 << 10;
+/// Outputs that wait in memory for their turn to be consumed, in all batches together. Past
+/// it, a batch that is not next in line stops until it is. A crafted export of 16 MiB lines
+/// in which every record alerts makes 5 bytes of alerts per byte of input; held whole per
+/// batch, 124 MB of it peaked at 850 MB at -j2.
+const HELD_OUTPUT_BYTES: usize = 64 << 20;
+/// A batch counts its outputs against the budget in steps of this size, and at each step the
+/// batch next in line hands what it has to the consumer instead of keeping it to its end.
+const OUTPUT_STEP_BYTES: usize = 1 << 20;
+/// Outputs handed over and not yet consumed, past which the batch next in line waits for the
+/// consumer (a slow disk or pipe).
+const SENT_OUTPUT_BYTES: usize = 4 << 20;
+
+/// What an output costs in memory while it waits for its turn to be consumed.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Vec<u8> {
+    fn weight(&self) -> usize {
+        self.capacity() + std::mem::size_of::<Self>()
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineOptions {
@@ -87,6 +109,25 @@ pub struct BatchResult<T> {
     /// Chunks to join in input order, on the consuming thread, each with the position in
     /// `outputs` its row would have had, so a joined record's outputs land where it completes.
     chunks: Vec<(usize, LlmChunk)>,
+    /// Bytes of `outputs` counted against [`HELD_OUTPUT_BYTES`].
+    held: usize,
+}
+
+impl<T> BatchResult<T> {
+    fn new(source: Arc<InputSource>) -> Self {
+        BatchResult {
+            source,
+            text_bytes: 0,
+            counts: LineCounts::default(),
+            lines_parsed: 0,
+            lines_rejected: BTreeMap::new(),
+            records_by_kind: BTreeMap::new(),
+            rejections: Vec::new(),
+            outputs: Vec::new(),
+            chunks: Vec::new(),
+            held: 0,
+        }
+    }
 }
 
 enum Job {
@@ -95,8 +136,121 @@ enum Job {
 }
 
 enum Done<T> {
+    /// The outputs a batch made so far, handed over while it is next in line. Its counts and
+    /// rejections come with the batch itself, which follows.
+    Part(BatchResult<T>),
     Batch(BatchResult<T>),
     Input { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error>, end: InputEnd },
+}
+
+/// Where workers and the consumer agree on whose turn it is and how much output waits.
+///
+/// Only the batch next in line (the consumer's `next`) hands outputs over early, so the
+/// consumer always takes them at once; every other batch keeps its own, and stops while the
+/// outputs held in all exceed the budget. The batch it waits for never waits on it: that one
+/// is next in line, and a batch stops only if the one next in line has started (the pool
+/// takes batches in order, so it has whenever a later one runs; checked, not assumed), so no
+/// wait lasts longer than the batches before it take.
+#[derive(Default)]
+struct Flow {
+    state: Mutex<FlowState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct FlowState {
+    /// The sequence number the consumer takes next.
+    next: u64,
+    /// Batches a worker has started and the consumer not yet taken.
+    started: BTreeSet<u64>,
+    /// Output bytes counted by batches and not yet consumed.
+    held: usize,
+    /// Of `held`, the bytes handed over in parts.
+    sent: usize,
+    /// The consumer has stopped: nobody waits any more.
+    closed: bool,
+}
+
+impl Flow {
+    fn lock(&self) -> MutexGuard<'_, FlowState> {
+        // Nothing panics while holding the lock; a poisoned one still holds whole numbers.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, FlowState>) -> MutexGuard<'a, FlowState> {
+        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self, seq: u64) {
+        self.lock().started.insert(seq);
+        self.changed.notify_all();
+    }
+
+    /// The consumer took `held` bytes of outputs (`sent` of them handed over early), and if
+    /// `finished`, the whole batch: the next one is now next in line.
+    fn consumed(&self, held: usize, sent: usize, finished: Option<u64>) {
+        let mut st = self.lock();
+        st.held = st.held.saturating_sub(held);
+        st.sent = st.sent.saturating_sub(sent);
+        if let Some(seq) = finished {
+            st.started.remove(&seq);
+            st.next = seq + 1;
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A batch's place in the flow: what it has counted against the budget, and where it hands
+/// its outputs over.
+struct Turn<'a, T> {
+    flow: &'a Flow,
+    seq: u64,
+    tx: &'a Sender<(u64, Done<T>)>,
+    counted: usize,
+    uncounted: usize,
+}
+
+impl<T> Turn<'_, T> {
+    /// Called as a batch's outputs grow: counts them, hands them over if the batch is next in
+    /// line, or waits while too much is held elsewhere.
+    fn grew(&mut self, out: &mut BatchResult<T>, bytes: usize) {
+        self.uncounted += bytes;
+        if self.uncounted < OUTPUT_STEP_BYTES {
+            return;
+        }
+        let mut st = self.flow.lock();
+        st.held += self.uncounted;
+        self.counted += std::mem::take(&mut self.uncounted);
+        loop {
+            if st.closed {
+                return;
+            }
+            if st.next == self.seq {
+                st.sent += self.counted;
+                let mut part = BatchResult::new(Arc::clone(&out.source));
+                part.outputs = std::mem::take(&mut out.outputs);
+                part.chunks = std::mem::take(&mut out.chunks);
+                part.held = std::mem::take(&mut self.counted);
+                drop(st);
+                let _ = self.tx.send((self.seq, Done::Part(part)));
+                let mut st = self.flow.lock();
+                while st.sent > SENT_OUTPUT_BYTES && !st.closed {
+                    st = self.flow.wait(st);
+                }
+                return;
+            }
+            if st.held <= HELD_OUTPUT_BYTES || !st.started.contains(&st.next) {
+                return;
+            }
+            st = self.flow.wait(st);
+        }
+    }
 }
 
 /// Runs every input through framing, parsing and `work` (in parallel), handing results to
@@ -106,7 +260,7 @@ enum Done<T> {
 /// output stays the same for any thread count.
 pub fn run<T, M, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
 where
-    T: Send + 'static,
+    T: Weigh + Send + 'static,
     M: Default + Send + 'static,
     W: Fn(&Record, &mut M, &mut Vec<T>) + Send + Sync + 'static,
     C: FnMut(Event<'_, T>) -> io::Result<()>,
@@ -126,9 +280,11 @@ where
         let _ = permit_tx.send(());
     }
     let (done_tx, done_rx) = channel::<(u64, Done<T>)>();
+    let flow = Arc::new(Flow::default());
 
     let reader = {
         let done_tx = done_tx.clone();
+        let flow = Arc::clone(&flow);
         std::thread::Builder::new().name("aihunt-reader".into()).spawn(move || {
             let mut seq = 0u64;
             let dispatch = |job: Job| -> bool {
@@ -140,13 +296,16 @@ where
                 let tx: Sender<(u64, Done<T>)> = done_tx.clone();
                 let work = Arc::clone(&work);
                 let memos = Arc::clone(&memos);
+                let flow = Arc::clone(&flow);
                 pool.spawn(move || {
+                    flow.start(this);
                     let done = match job {
                         Job::Batch { source, batch } => {
                             // A poisoned lock only means another batch panicked outside its
                             // records' guards; the memos themselves are still whole.
                             let mut memo = memos.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-                            let done = Done::Batch(process(source, batch, opts.parse, &mut memo, &*work));
+                            let mut turn = Turn { flow: &flow, seq: this, tx: &tx, counted: 0, uncounted: 0 };
+                            let done = Done::Batch(process(source, batch, opts.parse, &mut memo, &*work, &mut turn));
                             memos.lock().unwrap_or_else(|e| e.into_inner()).push(memo);
                             done
                         }
@@ -161,8 +320,9 @@ where
     };
     drop(done_tx);
 
-    let result = collect_in_order(&done_rx, &permit_tx, &*work_for_joins, opts.hold_incomplete_tail, &mut consume);
-    // On an early stop, unblock and drain the reader so it finishes and its thread ends.
+    let result = collect_in_order(&done_rx, &permit_tx, &flow, &*work_for_joins, opts.hold_incomplete_tail, &mut consume);
+    // On an early stop, unblock and drain the reader and any waiting worker so they finish.
+    flow.close();
     drop(permit_tx);
     drop(done_rx);
     let _ = reader.join();
@@ -172,6 +332,7 @@ where
 fn collect_in_order<T, M, W, C>(
     done_rx: &Receiver<(u64, Done<T>)>,
     permit_tx: &SyncSender<()>,
+    flow: &Flow,
     work: &W,
     hold_pending: bool,
     consume: &mut C,
@@ -184,20 +345,43 @@ where
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Done<T>> = BTreeMap::new();
     let mut joiner = ChunkJoiner::new(JoinLimits::default());
+    // Rejections of chunk groups given up while joining the parts of the batch next in line:
+    // reported after that batch's own, where they would be had it come whole.
+    let mut carried: Vec<RejectNotice> = Vec::new();
     for (seq, done) in done_rx.iter() {
+        if let Done::Part(mut part) = done {
+            // Parts come only from the batch next in line (see `Turn::grew`).
+            debug_assert_eq!(seq, next);
+            join_chunks(&mut joiner, &mut part, work);
+            carried.append(&mut part.rejections);
+            let consumed = consume(Event::Batch(&part));
+            // Released only once freed: a worker let go before would briefly hold it twice.
+            let held = part.held;
+            drop(part);
+            flow.consumed(held, held, None);
+            consumed?;
+            continue;
+        }
         waiting.insert(seq, done);
         while let Some(mut done) = waiting.remove(&next) {
             next += 1;
             let _ = permit_tx.send(());
-            match &mut done {
+            let mut held = 0;
+            let consumed = match &mut done {
                 Done::Batch(b) => {
+                    held = b.held;
+                    b.rejections.append(&mut carried);
                     join_chunks(&mut joiner, b, work);
-                    consume(Event::Batch(b))?
+                    consume(Event::Batch(b))
                 }
                 Done::Input { source, bytes_read, error, end } => {
-                    consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref(), end: *end })?
+                    consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref(), end: *end })
                 }
-            }
+                Done::Part(_) => Ok(()),
+            };
+            drop(done);
+            flow.consumed(held, 0, Some(next - 1));
+            consumed?;
         }
     }
     let open_groups = joiner.drain();
@@ -319,21 +503,15 @@ fn read_all(sources: Vec<InputSource>, max_line: usize, hold_tail: bool, mut dis
     }
 }
 
-fn process<T, M, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, memo: &mut M, work: &W) -> BatchResult<T>
+fn process<T, M, W>(source: Arc<InputSource>, batch: FrameBatch, parse: ParseOptions, memo: &mut M, work: &W, turn: &mut Turn<T>) -> BatchResult<T>
 where
+    T: Weigh,
     W: Fn(&Record, &mut M, &mut Vec<T>),
 {
-    let mut out = BatchResult {
-        source: Arc::clone(&source),
-        text_bytes: batch.arena.len() as u64,
-        counts: batch.counts,
-        lines_parsed: batch.counts.structural,
-        lines_rejected: BTreeMap::new(),
-        records_by_kind: BTreeMap::new(),
-        rejections: Vec::new(),
-        outputs: Vec::new(),
-        chunks: Vec::new(),
-    };
+    let mut out = BatchResult::new(Arc::clone(&source));
+    out.text_bytes = batch.arena.len() as u64;
+    out.counts = batch.counts;
+    out.lines_parsed = batch.counts.structural;
     for frame in &batch.frames {
         let owned = u64::from(frame.owned_lines);
         let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String, count: u64| {
@@ -348,13 +526,16 @@ where
             }
         };
         let text = batch.text(range);
-        // Joined chunks' outputs go before the records of the frame that completes them.
-        let position = out.outputs.len();
         let offset = batch.offset_of(frame.line).unwrap_or(0);
         // Each record is matched as soon as it is read and then dropped, so a line of millions
         // of records never holds them all.
         let mut failed: Vec<RejectNotice> = Vec::new();
-        let mut each = |record: Record| {
+        let mut each = |made: Made| {
+            let record = match made {
+                // Joined on the consuming thread, in input order; its outputs go here.
+                Made::Chunk(chunk) => return out.chunks.push((out.outputs.len(), chunk)),
+                Made::Record(record) => record,
+            };
             *out.records_by_kind.entry(record.kind).or_default() += 1;
             let before = out.outputs.len();
             // A bug reachable from hostile input must cost one record, not the scan.
@@ -363,12 +544,14 @@ where
                 let detail = "detection failed on this record (a bug; please report it)".into();
                 failed.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index: record.index_in_line, reason: RejectReason::InternalError, detail, count: 1 });
             }
+            let grown = out.outputs[before..].iter().map(Weigh::weight).sum();
+            turn.grew(&mut out, grown);
         };
         let parsed = catch_unwind(AssertUnwindSafe(|| {
             let parsed = parse_frame_into(text, &source.display, frame.line, offset, parse, &mut each);
-            (parsed.made, parsed.rejections, parsed.chunks)
+            (parsed.made, parsed.rejections)
         }));
-        let (made, rejections, chunks) = match parsed {
+        let (made, rejections) = match parsed {
             Ok(p) => p,
             Err(_) => {
                 out.rejections.append(&mut failed);
@@ -392,7 +575,92 @@ where
             Some(reason) if made == 0 => *out.lines_rejected.entry(reason).or_default() += owned,
             _ => out.lines_parsed += owned,
         }
-        out.chunks.extend(chunks.into_iter().map(|c| (position, c)));
     }
+    out.held = turn.counted;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Location;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An output that claims to weigh a lot without holding it, and counts how much of its
+    /// kind is alive, so a test sees what the pipeline holds.
+    struct Claim {
+        at: (u64, Option<u32>),
+        live: Arc<(AtomicUsize, AtomicUsize)>,
+    }
+
+    const CLAIMED: usize = 256 << 10;
+
+    impl Weigh for Claim {
+        fn weight(&self) -> usize {
+            CLAIMED
+        }
+    }
+
+    impl Drop for Claim {
+        fn drop(&mut self) {
+            self.live.0.fetch_sub(CLAIMED, Ordering::SeqCst);
+        }
+    }
+
+    /// Lines of `records` wrappers of key listings, each record one output of 256 KB, read by
+    /// a consumer slower than the workers. Returns the outputs in the order consumed and the
+    /// most bytes of outputs alive at once.
+    fn run_slow_consumer(threads: usize, lines: usize, per_line: usize) -> (Vec<(u64, Option<u32>)>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wrapped.jsonl");
+        let record = r#"{"time":"2026-11-24T14:00:00Z","operationName":"MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION","category":"Administrative","resultType":"Success","callerIpAddress":"10.0.0.1","resourceId":"/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A"}"#;
+        let line = format!("{{\"records\":[{}]}}\n", vec![record; per_line].join(","));
+        std::fs::write(&path, line.repeat(lines)).unwrap();
+        let sources = vec![InputSource { display: "wrapped.jsonl".into(), location: Location::File(path), resume: None }];
+        let opts = PipelineOptions { threads, max_line_bytes: 64 << 20, parse: ParseOptions::default(), hold_incomplete_tail: false };
+        let live: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        let work = {
+            let live = Arc::clone(&live);
+            move |record: &Record, _: &mut (), out: &mut Vec<Claim>| {
+                let now = live.0.fetch_add(CLAIMED, Ordering::SeqCst) + CLAIMED;
+                live.1.fetch_max(now, Ordering::SeqCst);
+                out.push(Claim { at: (record.source_line, record.index_in_line), live: Arc::clone(&live) });
+            }
+        };
+        let mut order = Vec::new();
+        run(sources, opts, work, |event| {
+            if let Event::Batch(b) = event {
+                for o in &b.outputs {
+                    order.push(o.at);
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        (order, live.1.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn regression_outputs_waiting_for_their_turn_stay_within_the_budget() {
+        // Every batch kept its outputs until its end, and up to 2 x threads + 2 batches could
+        // be done and waiting for a slow consumer: here 6 lines of 500 MB of outputs each.
+        let (order, most) = run_slow_consumer(2, 6, 2000);
+        assert_eq!(order.len(), 12_000);
+        // Past the budget by at most: the step a batch counts before it stops, the parts the
+        // batch next in line hands over before it waits for the consumer, and what each
+        // worker has not counted yet.
+        let step = OUTPUT_STEP_BYTES + CLAIMED;
+        let slack = step + (SENT_OUTPUT_BYTES + step) + 2 * step;
+        assert!(most <= HELD_OUTPUT_BYTES + slack, "{} MB of outputs alive at once", most >> 20);
+    }
+
+    #[test]
+    fn outputs_handed_over_in_parts_keep_input_order_for_any_thread_count() {
+        let expected: Vec<(u64, Option<u32>)> = (1..=5).flat_map(|line| (0..1500).map(move |i| (line, Some(i)))).collect();
+        for threads in [1, 2, 4] {
+            let (order, _) = run_slow_consumer(threads, 5, 1500);
+            assert!(order == expected, "-j{threads}: outputs out of input order");
+        }
+    }
 }

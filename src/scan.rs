@@ -37,6 +37,18 @@ pub struct AlertItem {
     pub meta: alert::AlertMeta,
 }
 
+impl crate::pipeline::Weigh for Emitted {
+    fn weight(&self) -> usize {
+        // The box, its text and the meta's strings; an observation's caller is counted whole
+        // although records of one caller may share it.
+        match self {
+            Emitted::Alert(a) => std::mem::size_of::<AlertItem>() + a.encoded.capacity() + a.meta.heap_bytes(),
+            Emitted::Observation(o) => std::mem::size_of::<Observation>() + o.heap_bytes(),
+            Emitted::Suppressed | Emitted::OutsideTime => std::mem::size_of::<Emitted>(),
+        }
+    }
+}
+
 impl AlertItem {
     /// Encodes `built` and keeps its meta; its JSON tree is freed here, on the thread that
     /// built it (see [`alert::AlertMeta`]).

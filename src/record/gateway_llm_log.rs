@@ -55,7 +55,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
     let chunk_only = !chunks.is_empty() && row.surfaces.is_empty();
     for (side, text) in chunks {
         match row.correlation_id.clone() {
-            Some(correlation_id) => out.chunks.push(LlmChunk {
+            Some(correlation_id) => out.push_chunk(LlmChunk {
                 correlation_id,
                 side,
                 seq,

@@ -537,17 +537,25 @@ pub struct FrameRecords<'s> {
     /// How many records the text made, kept or handed to the sink.
     pub made: u64,
     pub rejections: Vec<Rejection>,
-    /// Pieces of chunked LLM-log messages, joined later in input order.
+    /// Pieces of chunked LLM-log messages, joined later in input order (unless a sink took
+    /// each as it was read).
     pub chunks: Vec<llm_join::LlmChunk>,
     /// Rejections past the listed ones, by reason: how many, and the first one's index.
     unlisted: BTreeMap<RejectReason, (u64, Option<u32>)>,
     /// What every record of the object being adapted gets (see [`FrameRecords::push`]).
     wrapper_format: Option<SourceFormat>,
     object_hash: String,
-    /// Takes each record as it is made. One line can make millions (an OTLP batch of empty
-    /// spans, a `records` wrapper of tiny objects): 2 million spans in a 6 MB line, kept
-    /// until the line was read, took 3 GB.
-    sink: Option<&'s mut dyn FnMut(Record)>,
+    /// Takes each record and chunk as it is made. One line can make millions (an OTLP batch
+    /// of empty spans, a `records` wrapper of tiny objects): 2 million spans in a 6 MB line,
+    /// kept until the line was read, took 3 GB.
+    sink: Option<&'s mut dyn FnMut(Made)>,
+}
+
+/// What reading a framed text hands its sink, in the order the text holds them: a joined
+/// message's alerts go where its last chunk was read, between the records around it.
+pub enum Made {
+    Record(Record),
+    Chunk(llm_join::LlmChunk),
 }
 
 impl FrameRecords<'_> {
@@ -563,8 +571,16 @@ impl FrameRecords<'_> {
         }
         self.made += 1;
         match self.sink.as_mut() {
-            Some(sink) => sink(record),
+            Some(sink) => sink(Made::Record(record)),
             None => self.records.push(record),
+        }
+    }
+
+    /// Adds a piece of a chunked LLM-log message.
+    pub fn push_chunk(&mut self, chunk: llm_join::LlmChunk) {
+        match self.sink.as_mut() {
+            Some(sink) => sink(Made::Chunk(chunk)),
+            None => self.chunks.push(chunk),
         }
     }
 
@@ -603,9 +619,9 @@ pub fn parse_frame(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: Pa
     out.finish()
 }
 
-/// [`parse_frame`], handing each record to `sink` as soon as it is made instead of keeping
-/// them: memory stays flat however many records one line holds.
-pub fn parse_frame_into<'s>(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions, sink: &'s mut dyn FnMut(Record)) -> FrameRecords<'s> {
+/// [`parse_frame`], handing each record and chunk to `sink` as soon as it is made instead of
+/// keeping them: memory stays flat however many records one line holds.
+pub fn parse_frame_into<'s>(text: &str, file: &Arc<str>, line: u64, offset: u64, opts: ParseOptions, sink: &'s mut dyn FnMut(Made)) -> FrameRecords<'s> {
     let mut out = FrameRecords { sink: Some(sink), ..FrameRecords::default() };
     read_frame(text, file, line, offset, opts, &mut out);
     out.finish()

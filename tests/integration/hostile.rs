@@ -389,6 +389,34 @@ fn lines_appended_mid_scan_are_read_and_a_half_written_one_is_reported() {
 }
 
 #[test]
+fn regression_the_alerts_of_one_long_line_are_written_while_it_is_read() {
+    // A batch kept its outputs until its last record was done: one 6 MB line of 16,000 key
+    // listings, each an alert of 2 KB, held 34 MB of alerts (140 MB peak); a 16 MiB line of
+    // them, 90 MB. The batch next in line now hands its alerts over as they are made.
+    const RECORDS: u32 = 16_000;
+    let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1"], |stdin| {
+        stdin.write_all(br#"{"records":["#).unwrap();
+        for i in 0..RECORDS {
+            let record = json!({
+                "time": format!("2026-11-24T{:02}:{:02}:{:02}Z", i / 3600, (i / 60) % 60, i % 60),
+                "operationName": "MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION",
+                "category": "Administrative",
+                "resultType": "Success",
+                "callerIpAddress": format!("10.0.{}.{}", i >> 8, i & 255),
+                "identity": {"claims": {"http://schemas.microsoft.com/identity/claims/objectidentifier": format!("oid-{i}")}},
+                "resourceId": format!("/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A{i}"),
+            });
+            let comma = if i == 0 { "" } else { "," };
+            write!(stdin, "{comma}{record}").unwrap();
+        }
+        stdin.write_all(b"]}\n").unwrap();
+    });
+    assert_eq!(code, Some(1), "{stats}");
+    assert_eq!(n(&stats, "alerts"), u64::from(RECORDS), "every key listing alerts: {stats}");
+    assert!(peak > 0 && peak < 90 * 1024, "peak RSS {peak} kB for a 6 MB line of {RECORDS} alerts");
+}
+
+#[test]
 fn hundreds_of_thousands_of_distinct_callers_stay_within_the_configured_memory() {
     const CALLERS: u32 = 400_000;
     let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "--max-behavior-memory", "8"], |out| {

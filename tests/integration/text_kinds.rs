@@ -161,3 +161,32 @@ fn fine_tuning_examples() {
     assert_eq!(recs[1]["toolCalls"][0]["name"], "book_room");
     assert_eq!(texts(&recs[2], "model_response"), vec!["Welcome to Contoso, we're glad you're here!", "Hello."]);
 }
+
+#[test]
+fn a_joined_llm_message_is_placed_where_its_last_chunk_is_in_a_wrapper() {
+    // Its records are handed on as the wrapper is read, so a joined message goes between the
+    // rows around its last chunk, not before the whole line (where it went when a line's rows
+    // were kept until its end).
+    let row = |corr: &str, seq: u32, messages: &str| {
+        json!({
+            "time": "2026-11-24T10:00:00Z",
+            "category": "GatewayLlmLogs",
+            "operationName": "ChatCompletions_Create",
+            "correlationId": corr,
+            "properties": {"sequenceNumber": seq, "deploymentName": "gpt-4o", "requestMessages": messages},
+        })
+    };
+    let whole = |text: &str| json!([{"role": "user", "content": text}]).to_string();
+    let line = json!({"records": [
+        row("corr-a", 0, &whole("the first row")),
+        row("corr-b", 0, r#"[{"role":"user","content":"joined from"#),
+        row("corr-c", 0, &whole("the middle row")),
+        row("corr-b", 1, r#" two chunks"}]"#),
+        row("corr-d", 0, &whole("the last row")),
+    ]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrapped.json");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let prompts: Vec<String> = inspect(path.to_str().unwrap()).iter().flat_map(|r| texts(r, "user_prompt")).collect();
+    assert_eq!(prompts, ["the first row", "the middle row", "joined from two chunks", "the last row"]);
+}

@@ -389,6 +389,13 @@ pub struct Observation {
     pub data_plane: bool,
 }
 
+impl Observation {
+    /// Bytes it holds besides itself, its caller counted whole.
+    pub fn heap_bytes(&self) -> usize {
+        self.who.heap_bytes() as usize + self.key_operation.as_ref().map_or(0, String::capacity)
+    }
+}
+
 /// Builds the observation for a record; `None` for records without a time, which cannot be
 /// placed in a window. `attack` says whether the record raised a prompt-attack alert.
 pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
