@@ -82,6 +82,13 @@ pub struct RejectNotice {
     pub count: u64,
 }
 
+impl RejectNotice {
+    /// What it costs in memory while it waits to be reported.
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Self>() + self.detail.capacity()
+    }
+}
+
 /// What the consumer sees, in input order.
 pub enum Event<'a, T> {
     /// A batch of one input was processed: its accounting, rejections and outputs.
@@ -109,7 +116,7 @@ pub struct BatchResult<T> {
     /// Chunks to join in input order, on the consuming thread, each with the position in
     /// `outputs` its row would have had, so a joined record's outputs land where it completes.
     chunks: Vec<(usize, LlmChunk)>,
-    /// Bytes of `outputs` counted against [`HELD_OUTPUT_BYTES`].
+    /// Bytes of `outputs` and `rejections` counted against [`HELD_OUTPUT_BYTES`].
     held: usize,
 }
 
@@ -136,8 +143,8 @@ enum Job {
 }
 
 enum Done<T> {
-    /// The outputs a batch made so far, handed over while it is next in line. Its counts and
-    /// rejections come with the batch itself, which follows.
+    /// The outputs and rejection notices a batch made so far, handed over while it is next in
+    /// line. Its counts come with the batch itself, which follows.
     Part(BatchResult<T>),
     Batch(BatchResult<T>),
     Input { source: Arc<InputSource>, bytes_read: u64, error: Option<io::Error>, end: InputEnd },
@@ -214,9 +221,23 @@ struct Turn<'a, T> {
     tx: &'a Sender<(u64, Done<T>)>,
     counted: usize,
     uncounted: usize,
+    /// Rejection notices of the batch already weighed.
+    rejections_weighed: usize,
 }
 
-impl<T> Turn<'_, T> {
+impl<'a, T> Turn<'a, T> {
+    fn new(flow: &'a Flow, seq: u64, tx: &'a Sender<(u64, Done<T>)>) -> Turn<'a, T> {
+        Turn { flow, seq, tx, counted: 0, uncounted: 0, rejections_weighed: 0 }
+    }
+
+    /// Weighs the rejection notices added since the last call: a line lists up to 1,000, and
+    /// a batch of such lines would otherwise hold hundreds of megabytes of them.
+    fn rejections_grew(&mut self, out: &mut BatchResult<T>) {
+        let bytes = out.rejections[self.rejections_weighed.min(out.rejections.len())..].iter().map(RejectNotice::weight).sum();
+        self.rejections_weighed = out.rejections.len();
+        self.grew(out, bytes);
+    }
+
     /// Called as a batch's outputs grow: counts them, hands them over if the batch is next in
     /// line, or waits while too much is held elsewhere.
     fn grew(&mut self, out: &mut BatchResult<T>, bytes: usize) {
@@ -236,6 +257,8 @@ impl<T> Turn<'_, T> {
                 let mut part = BatchResult::new(Arc::clone(&out.source));
                 part.outputs = std::mem::take(&mut out.outputs);
                 part.chunks = std::mem::take(&mut out.chunks);
+                part.rejections = std::mem::take(&mut out.rejections);
+                self.rejections_weighed = 0;
                 part.held = std::mem::take(&mut self.counted);
                 drop(st);
                 let _ = self.tx.send((self.seq, Done::Part(part)));
@@ -304,7 +327,7 @@ where
                             // A poisoned lock only means another batch panicked outside its
                             // records' guards; the memos themselves are still whole.
                             let mut memo = memos.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-                            let mut turn = Turn { flow: &flow, seq: this, tx: &tx, counted: 0, uncounted: 0 };
+                            let mut turn = Turn::new(&flow, this, &tx);
                             let done = Done::Batch(process(source, batch, opts.parse, &mut memo, &*work, &mut turn));
                             memos.lock().unwrap_or_else(|e| e.into_inner()).push(memo);
                             done
@@ -346,14 +369,17 @@ where
     let mut waiting: BTreeMap<u64, Done<T>> = BTreeMap::new();
     let mut joiner = ChunkJoiner::new(JoinLimits::default());
     // Rejections of chunk groups given up while joining the parts of the batch next in line:
-    // reported after that batch's own, where they would be had it come whole.
+    // reported after all of that batch's own, where they would be had it come whole (its own
+    // come with its parts, in input order).
     let mut carried: Vec<RejectNotice> = Vec::new();
     for (seq, done) in done_rx.iter() {
         if let Done::Part(mut part) = done {
             // Parts come only from the batch next in line (see `Turn::grew`).
             debug_assert_eq!(seq, next);
+            let read = std::mem::take(&mut part.rejections);
             join_chunks(&mut joiner, &mut part, work);
             carried.append(&mut part.rejections);
+            part.rejections = read;
             let consumed = consume(Event::Batch(&part));
             // Released only once freed: a worker let go before would briefly hold it twice.
             let held = part.held;
@@ -513,6 +539,7 @@ where
     out.counts = batch.counts;
     out.lines_parsed = batch.counts.structural;
     for frame in &batch.frames {
+        turn.rejections_grew(&mut out);
         let owned = u64::from(frame.owned_lines);
         let reject = |out: &mut BatchResult<T>, reason: RejectReason, index: Option<u32>, detail: String, count: u64| {
             out.rejections.push(RejectNotice { file: Arc::clone(&source.display), line: frame.line, index, reason, detail, count });
@@ -576,6 +603,7 @@ where
             _ => out.lines_parsed += owned,
         }
     }
+    turn.rejections_grew(&mut out);
     out.held = turn.counted;
     out
 }
@@ -607,14 +635,15 @@ mod tests {
         }
     }
 
-    /// Lines of `records` wrappers of key listings, each record one output of 256 KB, read by
-    /// a consumer slower than the workers. Returns the outputs in the order consumed and the
-    /// most bytes of outputs alive at once.
-    fn run_slow_consumer(threads: usize, lines: usize, per_line: usize) -> (Vec<(u64, Option<u32>)>, usize) {
+    /// Lines of `records` wrappers of key listings, each record one output of 256 KB and each
+    /// followed by an element that is not a record, read by a consumer slower than the workers.
+    /// Returns the outputs and the rejections in the order consumed, and the most bytes of
+    /// outputs alive at once.
+    fn run_slow_consumer(threads: usize, lines: usize, per_line: usize) -> (Vec<(u64, Option<u32>)>, Vec<(u64, Option<u32>, u64)>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wrapped.jsonl");
         let record = r#"{"time":"2026-11-24T14:00:00Z","operationName":"MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION","category":"Administrative","resultType":"Success","callerIpAddress":"10.0.0.1","resourceId":"/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A"}"#;
-        let line = format!("{{\"records\":[{}]}}\n", vec![record; per_line].join(","));
+        let line = format!("{{\"records\":[{}]}}\n", vec![record; per_line].join(",1,"));
         std::fs::write(&path, line.repeat(lines)).unwrap();
         let sources = vec![InputSource { display: "wrapped.jsonl".into(), location: Location::File(path), resume: None }];
         let opts = PipelineOptions { threads, max_line_bytes: 64 << 20, parse: ParseOptions::default(), hold_incomplete_tail: false };
@@ -628,8 +657,10 @@ mod tests {
             }
         };
         let mut order = Vec::new();
+        let mut rejected = Vec::new();
         run(sources, opts, work, |event| {
             if let Event::Batch(b) = event {
+                rejected.extend(b.rejections.iter().map(|r| (r.line, r.index, r.count)));
                 for o in &b.outputs {
                     order.push(o.at);
                     std::thread::sleep(std::time::Duration::from_micros(20));
@@ -638,14 +669,14 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        (order, live.1.load(Ordering::SeqCst))
+        (order, rejected, live.1.load(Ordering::SeqCst))
     }
 
     #[test]
     fn regression_outputs_waiting_for_their_turn_stay_within_the_budget() {
         // Every batch kept its outputs until its end, and up to 2 x threads + 2 batches could
         // be done and waiting for a slow consumer: here 6 lines of 500 MB of outputs each.
-        let (order, most) = run_slow_consumer(2, 6, 2000);
+        let (order, _, most) = run_slow_consumer(2, 6, 2000);
         assert_eq!(order.len(), 12_000);
         // Past the budget by at most: the step a batch counts before it stops, the parts the
         // batch next in line hands over before it waits for the consumer, and what each
@@ -657,10 +688,16 @@ mod tests {
 
     #[test]
     fn outputs_handed_over_in_parts_keep_input_order_for_any_thread_count() {
-        let expected: Vec<(u64, Option<u32>)> = (1..=5).flat_map(|line| (0..1500).map(move |i| (line, Some(i)))).collect();
+        let expected: Vec<(u64, Option<u32>)> = (1..=5).flat_map(|line| (0..1500).map(move |i| (line, Some(2 * i)))).collect();
+        let mut first_rejected = None;
         for threads in [1, 2, 4] {
-            let (order, _) = run_slow_consumer(threads, 5, 1500);
+            let (order, rejected, _) = run_slow_consumer(threads, 5, 1500);
             assert!(order == expected, "-j{threads}: outputs out of input order");
+            // 1,499 elements a line that are not records: 1,000 listed, then one count.
+            assert_eq!(rejected.iter().map(|r| r.2).sum::<u64>(), 5 * 1499);
+            assert_eq!(rejected.len(), 5 * 1001);
+            let first = first_rejected.get_or_insert_with(|| rejected.clone());
+            assert!(*first == rejected, "-j{threads}: rejections in another order than at -j1");
         }
     }
 }

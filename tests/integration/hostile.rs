@@ -233,6 +233,23 @@ fn regression_a_wrapper_of_millions_of_non_records_is_counted_in_bounded_memory(
 }
 
 #[test]
+fn regression_rejection_notices_of_many_lines_are_handed_on_as_they_are_made() {
+    // Each line lists up to 1,000 rejections; a batch kept them all to its end, so 1,000 such
+    // lines (2 MB) held a million notices at once: 84 MB peak, and 560 MB for 40 MB of them
+    // behind a --rejects file. They count against the output budget now, like alerts.
+    const LINES: usize = 1000;
+    let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1"], |stdin| {
+        let line = format!("{{\"records\":[{}1]}}\n", "1,".repeat(999));
+        for _ in 0..LINES {
+            stdin.write_all(line.as_bytes()).unwrap();
+        }
+    });
+    assert_eq!(code, Some(0), "{stats}");
+    assert_eq!(stats["recordsRejectedByReason"]["not_an_object"], (LINES * 1000) as u64, "{stats}");
+    assert!(peak > 0 && peak < 50 * 1024, "peak RSS {peak} kB for {LINES} lines of 1,000 rejections");
+}
+
+#[test]
 fn regression_a_request_of_millions_of_messages_is_read_without_listing_them() {
     // Classifying the record listed its messages twice (to ask whether they were an array,
     // and for the last role) and reading it once more: a 6 MB request of two million empty
