@@ -617,11 +617,18 @@ mod tests {
     /// An output that claims to weigh a lot without holding it, and counts how much of its
     /// kind is alive, so a test sees what the pipeline holds.
     struct Claim {
-        at: (u64, Option<u32>),
-        live: Arc<(AtomicUsize, AtomicUsize)>,
+        at: At,
+        live: Live,
     }
 
     const CLAIMED: usize = 256 << 10;
+
+    /// Where an output's record was: line, and index in its wrapper.
+    type At = (u64, Option<u32>);
+    /// A rejection notice: line, index, and how many records it stands for.
+    type Rejected = (u64, Option<u32>, u64);
+    /// Bytes of outputs alive now, and the most at once.
+    type Live = Arc<(AtomicUsize, AtomicUsize)>;
 
     impl Weigh for Claim {
         fn weight(&self) -> usize {
@@ -639,7 +646,15 @@ mod tests {
     /// followed by an element that is not a record, read by a consumer slower than the workers.
     /// Returns the outputs and the rejections in the order consumed, and the most bytes of
     /// outputs alive at once.
-    fn run_slow_consumer(threads: usize, lines: usize, per_line: usize) -> (Vec<(u64, Option<u32>)>, Vec<(u64, Option<u32>, u64)>, usize) {
+    fn run_slow_consumer(threads: usize, lines: usize, per_line: usize) -> (Vec<At>, Vec<Rejected>, usize) {
+        let (result, order, rejected, live) = run_slow_consumer_stopping(threads, lines, per_line, usize::MAX);
+        result.unwrap();
+        (order, rejected, live.1.load(Ordering::SeqCst))
+    }
+
+    /// [`run_slow_consumer`] whose consumer fails (a closed pipe) at its `stop_at`-th event;
+    /// with the outputs alive now and at most.
+    fn run_slow_consumer_stopping(threads: usize, lines: usize, per_line: usize, stop_at: usize) -> (io::Result<()>, Vec<At>, Vec<Rejected>, Live) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wrapped.jsonl");
         let record = r#"{"time":"2026-11-24T14:00:00Z","operationName":"MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION","category":"Administrative","resultType":"Success","callerIpAddress":"10.0.0.1","resourceId":"/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A"}"#;
@@ -647,7 +662,7 @@ mod tests {
         std::fs::write(&path, line.repeat(lines)).unwrap();
         let sources = vec![InputSource { display: "wrapped.jsonl".into(), location: Location::File(path), resume: None }];
         let opts = PipelineOptions { threads, max_line_bytes: 64 << 20, parse: ParseOptions::default(), hold_incomplete_tail: false };
-        let live: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        let live: Live = Arc::default();
         let work = {
             let live = Arc::clone(&live);
             move |record: &Record, _: &mut (), out: &mut Vec<Claim>| {
@@ -658,7 +673,12 @@ mod tests {
         };
         let mut order = Vec::new();
         let mut rejected = Vec::new();
-        run(sources, opts, work, |event| {
+        let mut events = 0;
+        let result = run(sources, opts, work, |event| {
+            events += 1;
+            if events >= stop_at {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
             if let Event::Batch(b) = event {
                 rejected.extend(b.rejections.iter().map(|r| (r.line, r.index, r.count)));
                 for o in &b.outputs {
@@ -667,9 +687,8 @@ mod tests {
                 }
             }
             Ok(())
-        })
-        .unwrap();
-        (order, rejected, live.1.load(Ordering::SeqCst))
+        });
+        (result, order, rejected, live)
     }
 
     #[test]
@@ -687,8 +706,22 @@ mod tests {
     }
 
     #[test]
+    fn a_consumer_that_stops_releases_batches_waiting_for_their_turn() {
+        // Workers wait for the consumer (the budget is spent many times over); when it fails,
+        // the run ends with its error, and the workers must not wait on for a turn that never
+        // comes, holding their batches.
+        let (result, _, _, live) = run_slow_consumer_stopping(2, 6, 2000, 3);
+        assert_eq!(result.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
+        let started = std::time::Instant::now();
+        while live.0.load(Ordering::SeqCst) > 0 {
+            assert!(started.elapsed().as_secs() < 30, "{} MB of outputs still held by waiting workers", live.0.load(Ordering::SeqCst) >> 20);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
     fn outputs_handed_over_in_parts_keep_input_order_for_any_thread_count() {
-        let expected: Vec<(u64, Option<u32>)> = (1..=5).flat_map(|line| (0..1500).map(move |i| (line, Some(2 * i)))).collect();
+        let expected: Vec<At> = (1..=5).flat_map(|line| (0..1500).map(move |i| (line, Some(2 * i)))).collect();
         let mut first_rejected = None;
         for threads in [1, 2, 4] {
             let (order, rejected, _) = run_slow_consumer(threads, 5, 1500);
