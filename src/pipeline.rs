@@ -116,7 +116,7 @@ pub struct BatchResult<T> {
     /// Chunks to join in input order, on the consuming thread, each with the position in
     /// `outputs` its row would have had, so a joined record's outputs land where it completes.
     chunks: Vec<(usize, LlmChunk)>,
-    /// Bytes of `outputs` and `rejections` counted against [`HELD_OUTPUT_BYTES`].
+    /// Bytes of `outputs`, `rejections` and `chunks` counted against [`HELD_OUTPUT_BYTES`].
     held: usize,
 }
 
@@ -560,7 +560,11 @@ where
         let mut each = |made: Made| {
             let record = match made {
                 // Joined on the consuming thread, in input order; its outputs go here.
-                Made::Chunk(chunk) => return out.chunks.push((out.outputs.len(), chunk)),
+                Made::Chunk(chunk) => {
+                    let weight = chunk.weight();
+                    out.chunks.push((out.outputs.len(), chunk));
+                    return turn.grew(&mut out, weight);
+                }
                 Made::Record(record) => record,
             };
             *out.records_by_kind.entry(record.kind).or_default() += 1;

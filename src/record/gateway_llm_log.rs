@@ -61,7 +61,7 @@ pub fn adapt(obj: &Obj<'_>, at: &RecordOrigin, out: &mut FrameRecords) {
                 seq,
                 text,
                 row: RowRef { source_file: at.file.clone(), source_line: at.line, offset: at.offset },
-                template: metadata_only(&row),
+                template: Box::new(metadata_only(&row)),
             }),
             // Without a correlation id a chunk cannot be joined: read what it holds as is.
             None => chat::apply_body_text(&text, side, &format!("{}(chunk)", side_field(side)), &mut row),

@@ -4,8 +4,9 @@
 //! are concatenated in sequence order and parsed only once the whole text is valid JSON.
 //!
 //! Memory is bounded: a group larger than `max_group_bytes` is given up, and when all pending
-//! text exceeds `max_pending_bytes` the oldest group is evicted. Both are reported, as are
-//! groups still incomplete when the input ends; nothing is dropped silently.
+//! chunks (their text, and what each chunk and group costs besides) exceed `max_pending_bytes`
+//! the oldest group is evicted. Both are reported, as are groups still incomplete when the
+//! input ends; nothing is dropped silently.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,19 @@ pub struct LlmChunk {
     pub text: String,
     pub row: RowRef,
     /// The row's metadata (time, deployment, tokens, ...), without text.
-    pub template: Record,
+    pub template: Box<Record>,
+}
+
+/// What a chunk costs besides its text: its row, its place in a group, and the group's key.
+const CHUNK_BYTES: usize = 128;
+/// What a row's metadata costs: the record and its strings (ids, names, the record hash).
+const TEMPLATE_BYTES: usize = std::mem::size_of::<Record>() + 512;
+
+impl LlmChunk {
+    /// What it costs in memory while it waits to be joined.
+    pub fn weight(&self) -> usize {
+        std::mem::size_of::<Self>() + self.text.capacity() + self.correlation_id.capacity() + TEMPLATE_BYTES
+    }
 }
 
 /// A chunk group given up on, with the row it started at.
@@ -50,7 +63,13 @@ impl Default for JoinLimits {
 }
 
 struct Group {
-    chunks: BTreeMap<i64, (String, RowRef, Record)>,
+    /// Text and row of each chunk, by sequence number (a group holds few).
+    chunks: Vec<(i64, String, RowRef)>,
+    /// The metadata of the row with the lowest sequence number so far, which the joined record
+    /// takes: one per group, not one per chunk (a `BTreeMap` of whole records took 11 KB for a
+    /// group of one chunk, and a 16 MiB line of distinct chunks 680 MB).
+    template: Option<(i64, Box<Record>)>,
+    /// What the group costs, counted against the limits.
     bytes: usize,
     /// Arrival order of the group's first chunk, for oldest-first eviction.
     arrival: u64,
@@ -60,6 +79,9 @@ struct Group {
 #[derive(Default)]
 pub struct ChunkJoiner {
     groups: BTreeMap<(String, bool), Group>,
+    /// The groups by arrival: the oldest is the first. Scanning every group for it made each
+    /// chunk past the limit cost a pass over all that were pending.
+    by_arrival: BTreeMap<u64, (String, bool)>,
     pending_bytes: usize,
     arrivals: u64,
     limits: JoinLimits,
@@ -82,20 +104,30 @@ impl ChunkJoiner {
     }
 
     pub fn add(&mut self, chunk: LlmChunk) -> Joined {
-        let key = (chunk.correlation_id.clone(), chunk.side == Side::Response);
-        let arrivals = &mut self.arrivals;
-        let group = self.groups.entry(key.clone()).or_insert_with(|| {
-            *arrivals += 1;
-            Group { chunks: BTreeMap::new(), bytes: 0, arrival: *arrivals }
-        });
+        let key = (chunk.correlation_id, chunk.side == Side::Response);
+        let group = match self.groups.get_mut(&key) {
+            Some(group) => group,
+            None => {
+                self.arrivals += 1;
+                self.by_arrival.insert(self.arrivals, key.clone());
+                let bytes = TEMPLATE_BYTES + 2 * key.0.len();
+                self.pending_bytes += bytes;
+                let group = Group { chunks: Vec::with_capacity(1), template: None, bytes, arrival: self.arrivals };
+                self.groups.entry(key.clone()).or_insert(group)
+            }
+        };
         // The same row read twice (overlapping exports) adds nothing.
-        if group.chunks.contains_key(&chunk.seq) {
-            return Joined::Pending;
+        let at = match group.chunks.binary_search_by_key(&chunk.seq, |c| c.0) {
+            Ok(_) => return Joined::Pending,
+            Err(at) => at,
+        };
+        if group.template.as_ref().is_none_or(|(seq, _)| chunk.seq < *seq) {
+            group.template = Some((chunk.seq, chunk.template));
         }
-        let len = chunk.text.len();
-        group.bytes += len;
-        self.pending_bytes += len;
-        group.chunks.insert(chunk.seq, (chunk.text, chunk.row, chunk.template));
+        let cost = chunk.text.len() + CHUNK_BYTES;
+        group.bytes += cost;
+        self.pending_bytes += cost;
+        group.chunks.insert(at, (chunk.seq, chunk.text, chunk.row));
 
         if group.bytes > self.limits.max_group_bytes {
             let given_up = self.remove(&key).map(|g| {
@@ -108,7 +140,7 @@ impl ChunkJoiner {
         }
         let mut evicted = Vec::new();
         while self.pending_bytes > self.limits.max_pending_bytes {
-            let Some(oldest) = self.groups.iter().min_by_key(|(_, g)| g.arrival).map(|(k, _)| k.clone()) else { break };
+            let Some(oldest) = self.by_arrival.first_key_value().map(|(_, k)| k.clone()) else { break };
             if let Some(g) = self.remove(&oldest) {
                 let why = format!("evicted: more than {} bytes of chunks were pending", self.limits.max_pending_bytes);
                 evicted.push(unjoined(&oldest, g, why));
@@ -125,12 +157,14 @@ impl ChunkJoiner {
     pub fn drain(&mut self) -> Vec<UnjoinedGroup> {
         let mut groups: Vec<((String, bool), Group)> = std::mem::take(&mut self.groups).into_iter().collect();
         groups.sort_by_key(|(_, g)| g.arrival);
+        self.by_arrival.clear();
         self.pending_bytes = 0;
         groups.into_iter().map(|(k, g)| unjoined(&k, g, "the input ended before every chunk arrived".into())).collect()
     }
 
     fn remove(&mut self, key: &(String, bool)) -> Option<Group> {
         let g = self.groups.remove(key)?;
+        self.by_arrival.remove(&g.arrival);
         self.pending_bytes -= g.bytes;
         Some(g)
     }
@@ -138,7 +172,7 @@ impl ChunkJoiner {
     /// Joins the group if its chunks, in sequence order, now form valid JSON.
     fn try_complete(&mut self, key: &(String, bool)) -> Option<Record> {
         let group = self.groups.get(key)?;
-        let joined: String = group.chunks.values().map(|(t, _, _)| t.as_str()).collect();
+        let joined: String = group.chunks.iter().map(|(_, t, _)| t.as_str()).collect();
         let t = joined.trim();
         let closes = (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('{') && t.ends_with('}'));
         if !closes {
@@ -148,13 +182,13 @@ impl ChunkJoiner {
         let value = doc.root();
         let group = self.remove(key)?;
         let side = if key.1 { Side::Response } else { Side::Request };
-        let mut rows = group.chunks.into_values();
-        let (_, first_row, template) = rows.next()?;
-        let mut record = template;
+        let mut rows = group.chunks.into_iter();
+        let (_, _, first_row) = rows.next()?;
+        let mut record = *group.template?.1;
         record.source_file = first_row.source_file.clone();
         record.source_line = first_row.source_line;
         record.index_in_line = None;
-        record.other_rows = rows.map(|(_, row, _)| row).collect();
+        record.other_rows = rows.map(|(_, _, row)| row).collect();
         let origin = match side {
             Side::Request => "requestMessages(joined)",
             Side::Response => "responseMessages(joined)",
@@ -166,8 +200,8 @@ impl ChunkJoiner {
 }
 
 fn unjoined(key: &(String, bool), g: Group, why: String) -> UnjoinedGroup {
-    let seqs: Vec<String> = g.chunks.keys().map(|s| s.to_string()).collect();
-    let rows: Vec<RowRef> = g.chunks.into_values().map(|(_, r, _)| r).collect();
+    let seqs: Vec<String> = g.chunks.iter().map(|(s, _, _)| s.to_string()).collect();
+    let rows: Vec<RowRef> = g.chunks.into_iter().map(|(_, _, r)| r).collect();
     let row = rows.first().cloned().unwrap_or(RowRef { source_file: Arc::from("-"), source_line: 0, offset: 0 });
     let side = if key.1 { "response" } else { "request" };
     UnjoinedGroup {
@@ -195,7 +229,7 @@ mod tests {
             seq,
             text: text.into(),
             row: RowRef { source_file: at.file.clone(), source_line: at.line, offset: 0 },
-            template: Record::new(RecordKind::GatewayLlmLog, SourceFormat::Storage, &at),
+            template: Box::new(Record::new(RecordKind::GatewayLlmLog, SourceFormat::Storage, &at)),
         }
     }
 
@@ -217,9 +251,13 @@ mod tests {
 
     #[test]
     fn oversized_groups_and_memory_pressure_are_reported() {
-        let mut j = ChunkJoiner::new(JoinLimits { max_group_bytes: 10, max_pending_bytes: 12 });
+        // A group costs its row's metadata, its key (twice) and each chunk's text and row.
+        let group_of = |key: &str, text: &str| TEMPLATE_BYTES + 2 * key.len() + CHUNK_BYTES + text.len();
+        let max_group_bytes = group_of("big", "0123456789");
+        let max_pending_bytes = group_of("a", "[\"aaaaaaa") * 3 / 2;
+        let mut j = ChunkJoiner::new(JoinLimits { max_group_bytes, max_pending_bytes });
         match j.add(chunk("big", 1, "[\"0123456789abc")) {
-            Joined::GivenUp(g) => assert!(g[0].detail.contains("exceed 10 bytes")),
+            Joined::GivenUp(g) => assert!(g[0].detail.contains(&format!("exceed {max_group_bytes} bytes"))),
             _ => panic!("oversized group kept"),
         }
         assert!(matches!(j.add(chunk("a", 1, "[\"aaaaaaa")), Joined::Pending));
@@ -234,6 +272,25 @@ mod tests {
         let left = j.drain();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].reason, RejectReason::IncompleteChunks);
+    }
+
+    #[test]
+    fn regression_groups_of_tiny_chunks_count_what_they_hold_not_only_their_text() {
+        // Only text counted: a 16 MiB line of 60,000 distinct chunks of a few bytes each held
+        // 680 MB (a whole record per chunk, in a B-tree node of eleven), and nothing was ever
+        // evicted.
+        let limits = JoinLimits { max_group_bytes: 8 << 20, max_pending_bytes: 1 << 20 };
+        let mut j = ChunkJoiner::new(limits);
+        let mut evicted = 0;
+        for i in 0..10_000 {
+            if let Joined::GivenUp(g) = j.add(chunk(&format!("c-{i}"), 0, "[{\"x")) {
+                evicted += g.len();
+            }
+        }
+        assert!(j.pending_groups() * TEMPLATE_BYTES <= limits.max_pending_bytes, "{} groups pending", j.pending_groups());
+        let pending = j.pending_groups();
+        assert_eq!(evicted + pending, 10_000, "every group is evicted or still pending");
+        assert_eq!(j.drain().len(), pending);
     }
 
     #[test]

@@ -553,6 +553,8 @@ pub struct FrameRecords<'s> {
 
 /// What reading a framed text hands its sink, in the order the text holds them: a joined
 /// message's alerts go where its last chunk was read, between the records around it.
+// Each is moved once, into the sink; boxing records would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub enum Made {
     Record(Record),
     Chunk(llm_join::LlmChunk),

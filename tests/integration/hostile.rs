@@ -250,6 +250,33 @@ fn regression_rejection_notices_of_many_lines_are_handed_on_as_they_are_made() {
 }
 
 #[test]
+fn regression_a_line_of_distinct_llm_log_chunks_is_held_in_bounded_memory() {
+    // Chunks waiting for their group kept a whole record each (in a B-tree node of eleven) and
+    // counted only their text against the joiner's bound: one 5 MB line of 20,000 chunks of
+    // different messages peaked at 245 MB, and each such line added as much (16 MiB lines:
+    // 680 MB, 3.6 GB for six).
+    const CHUNKS: usize = 20_000;
+    let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1"], |stdin| {
+        stdin.write_all(br#"{"records":["#).unwrap();
+        for i in 0..CHUNKS {
+            let row = json!({
+                "time": "2026-11-24T10:00:00Z",
+                "category": "GatewayLlmLogs",
+                "operationName": "ChatCompletions_Create",
+                "correlationId": format!("c-{i}"),
+                "properties": {"sequenceNumber": 0, "deploymentName": "gpt-4o", "requestMessages": format!("[{{\"role\":\"user\",\"content\":\"x{i}")},
+            });
+            let comma = if i == 0 { "" } else { "," };
+            write!(stdin, "{comma}{row}").unwrap();
+        }
+        stdin.write_all(b"]}\n").unwrap();
+    });
+    assert_eq!(code, Some(0), "{stats}");
+    assert_eq!(stats["recordsRejectedByReason"]["incomplete_chunks"], CHUNKS as u64, "each group is reported: {stats}");
+    assert!(peak > 0 && peak < 120 * 1024, "peak RSS {peak} kB for a line of {CHUNKS} chunks");
+}
+
+#[test]
 fn regression_a_request_of_millions_of_messages_is_read_without_listing_them() {
     // Classifying the record listed its messages twice (to ask whether they were an array,
     // and for the last role) and reading it once more: a 6 MB request of two million empty
