@@ -207,9 +207,16 @@ fn incidents_group_alerts_by_entity_and_day() {
     let inc = dir.path().join("incidents.json");
     let r = scan_env(&["scan", "-q", "--incidents", inc.to_str().unwrap(), "fixtures/samples"]);
     let alerts = r.ndjson();
-    let incidents: Value = serde_json::from_str(&std::fs::read_to_string(&inc).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&inc).unwrap();
+    let incidents: Value = serde_json::from_str(&text).unwrap();
     let list = incidents["value"].as_array().unwrap();
     assert!(!list.is_empty());
+    // The file is written incident by incident; its fields keep the order they always had.
+    let first = &text[text.find("\"@odata.type\"").unwrap()..text.find("\n    },").unwrap()];
+    let fields = ["@odata.type", "additionalData", "alertCount", "alertIdsTruncated", "entity", "kind", "value", "alertIds", "classification", "createdDateTime", "determination", "displayName", "firstActivityDateTime", "id", "lastActivityDateTime", "lastUpdateDateTime", "severity", "status"];
+    let at: Vec<usize> = fields.iter().map(|f| first.find(&format!("\"{f}\":")).unwrap_or_else(|| panic!("no {f} in {first}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "fields out of order: {first}");
+    assert!(text.starts_with("{\n  \"value\": [\n    {\n      \"@odata.type\"") && text.ends_with("\n  ]\n}\n"), "{text}");
     let mut ids_in_incidents: Vec<&str> = list.iter().flat_map(|i| i["alertIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap())).collect();
     ids_in_incidents.sort();
     let mut alert_ids: Vec<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
