@@ -277,6 +277,28 @@ fn regression_a_line_of_distinct_llm_log_chunks_is_held_in_bounded_memory() {
 }
 
 #[test]
+fn regression_callers_with_long_ids_stay_within_the_behaviour_bound() {
+    // An end-user id (or a user agent) has no length limit. Callers of 60 KB each were kept
+    // by every worker's cache of recent callers (4,096 of them) and by the behavioural state,
+    // whose eviction dropped no entity while the entities alone were under their share: 600
+    // such records peaked at 98 MB under an 8 MB bound, and 5,000 (300 MB) at 670 MB.
+    const RECORDS: usize = 600;
+    let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1", "--max-behavior-memory", "8"], |stdin| {
+        for i in 0..RECORDS {
+            let record = json!({
+                "timestamp": format!("2026-11-24T14:{:02}:{:02}Z", i / 60, i % 60),
+                "deployment": "gpt-4o",
+                "request": {"user": format!("u{i}-{}", "x".repeat(60_000)), "messages": [{"role": "user", "content": "What is the weather in Lisbon?"}]},
+            });
+            writeln!(stdin, "{record}").unwrap();
+        }
+    });
+    assert_eq!(code, Some(0), "{stats}");
+    assert!(n(&stats, "behaviorEvicted") > 0, "{stats}");
+    assert!(peak > 0 && peak < 70 * 1024, "peak RSS {peak} kB for {RECORDS} callers of 60 KB under an 8 MB behaviour bound");
+}
+
+#[test]
 fn regression_a_request_of_millions_of_messages_is_read_without_listing_them() {
     // Classifying the record listed its messages twice (to ask whether they were an array,
     // and for the last role) and reading it once more: a 6 MB request of two million empty

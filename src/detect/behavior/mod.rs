@@ -412,6 +412,34 @@ impl Behavior {
     /// touched least recently. Without the first tier, long floods of distinct prompts push out
     /// the few callers whose rare attacks make a burst.
     fn evict(&mut self) {
+        // Shared caller details are freed only by the purge after a round; aim the entities
+        // below the target by what they take now (at most half of it).
+        let target = self.max_bytes - self.max_bytes / 10;
+        let mut entities_target = target - self.whos.bytes.min(target / 2);
+        loop {
+            let before = (self.bytes, self.whos.bytes);
+            self.evict_round(entities_target);
+            // Callers' texts have no length limit (an end-user id, a user agent): when theirs
+            // are most of the state, the entities alone were already under their share, none
+            // was dropped, and 5,000 callers of 60 KB each stayed, 300 MB under a 64 MB bound.
+            // Then drop half the entities still there, least recent first, until enough
+            // callers are let go.
+            if self.bytes + self.whos.bytes <= target || self.bytes == 0 {
+                break;
+            }
+            // A round aimed below what the entities take that freed nothing has nothing left
+            // to free (the count and the tables disagree; stop rather than spin).
+            if entities_target < before.0 && (self.bytes, self.whos.bytes) == before {
+                break;
+            }
+            entities_target = self.bytes / 2;
+        }
+    }
+
+    /// Drops the prompts seen once that have expired, then the entities touched least
+    /// recently, until the entities take at most `entities_target`; then frees the callers'
+    /// details no entity refers to any more.
+    fn evict_round(&mut self, entities_target: u64) {
         let mut all: Vec<(bool, u64, usize, u128, u64)> = Vec::new();
         for (i, s) in self.states.iter().enumerate() {
             match s {
@@ -425,10 +453,6 @@ impl Behavior {
                 State::Keys(m) => all.extend(m.iter().map(|(k, v)| (true, v.last_seq, i, *k, v.bytes))),
             }
         }
-        // Shared caller details are freed only by the purge after the loop; aim the entities
-        // below the target by what they take now (at most half of it).
-        let target = self.max_bytes - self.max_bytes / 10;
-        let entities_target = target - self.whos.bytes.min(target / 2);
         // A round drops a tenth of the budget, a small share of the entries: put in order just
         // the fewest that must free enough (each frees at least the smallest entry's bytes),
         // not all of them. The state left is the same as after a full sort.
@@ -765,6 +789,32 @@ mod tests {
         assert_eq!(hashes.len(), 3 * 64 - 1, "only 0 and 0 << 64 are the same key");
         let other = Fingerprints::default();
         assert_ne!(table.hash_one(42u128), other.hash_one(42u128), "each table draws its own key");
+    }
+
+    #[test]
+    fn regression_callers_with_long_texts_are_let_go_to_stay_within_the_bound() {
+        // An end-user id has no length limit. With the callers' texts most of the state, the
+        // entities were already under their share of the budget, so none was dropped, no
+        // caller was let go, and 5,000 callers of 60 KB each stayed: 300 MB under 64 MB.
+        let (rules, errors) = crate::rules::load::compile(&crate::rules::load::embedded_sources());
+        assert!(errors.is_empty());
+        let mut behavior = Behavior::new(rules.behaviors.clone(), 1);
+        let file: Arc<str> = Arc::from("long-callers.jsonl");
+        for i in 0..200 {
+            let line = serde_json::json!({
+                "timestamp": format!("2026-11-24T14:{:02}:{:02}Z", i / 60, i % 60),
+                "deployment": "gpt-4o",
+                "request": {"user": format!("u{i}-{}", "x".repeat(60_000)), "messages": [{"role": "user", "content": "What is the weather in Lisbon?"}]},
+            });
+            for record in crate::record::parse_frame(&line.to_string(), &file, i + 1, 0, Default::default()).records {
+                if let Some(o) = observe(&record, false) {
+                    behavior.feed(&o);
+                }
+            }
+        }
+        assert!(behavior.evicted > 0, "12 MB of callers under a 1 MB bound");
+        let held = behavior.bytes + behavior.whos.bytes;
+        assert!(held <= behavior.max_bytes, "{held} bytes held under a bound of {}", behavior.max_bytes);
     }
 
     #[test]

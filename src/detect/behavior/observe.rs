@@ -190,25 +190,32 @@ fn who_key(r: &Record) -> u64 {
 
 thread_local! {
     /// Each worker's recent callers: a caller's next record reuses its `PackedWho` instead
-    /// of copying its texts again.
-    static RECENT_WHOS: RefCell<HashMap<u64, Arc<PackedWho>>> = RefCell::new(HashMap::new());
+    /// of copying its texts again. With the bytes of text they hold.
+    static RECENT_WHOS: RefCell<(HashMap<u64, Arc<PackedWho>>, usize)> = RefCell::new((HashMap::new(), 0));
     /// Scratch for folding prompt text before hashing it.
     static FOLD_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 const RECENT_WHOS_CAP: usize = 4096;
+/// The callers' texts are written by clients (an end-user id, a user agent) and have no
+/// length limit: 4,096 callers of 60 KB each held 245 MB per worker.
+const RECENT_WHOS_BYTES: usize = 4 << 20;
 
 fn shared_who(r: &Record, key: u64) -> Arc<PackedWho> {
     RECENT_WHOS.with(|cache| {
-        let mut cache = cache.borrow_mut();
+        let (cache, bytes) = &mut *cache.borrow_mut();
         if let Some(w) = cache.get(&key).filter(|w| w.is_of(r)) {
             return Arc::clone(w);
         }
-        if cache.len() >= RECENT_WHOS_CAP {
-            cache.clear();
-        }
         let w = Arc::new(PackedWho::of(r));
-        cache.insert(key, Arc::clone(&w));
+        if cache.len() >= RECENT_WHOS_CAP || *bytes + w.text.len() > RECENT_WHOS_BYTES {
+            cache.clear();
+            *bytes = 0;
+        }
+        *bytes += w.text.len();
+        if let Some(old) = cache.insert(key, Arc::clone(&w)) {
+            *bytes = bytes.saturating_sub(old.text.len());
+        }
         w
     })
 }
@@ -533,6 +540,29 @@ fn fold_chars(text: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_workers_recent_callers_are_bounded_in_bytes_not_only_in_number() {
+        // 4,096 callers of 60 KB each held 245 MB per worker.
+        let file: Arc<str> = Arc::from("long-callers.jsonl");
+        for i in 0..300 {
+            let line = serde_json::json!({
+                "timestamp": "2026-11-24T14:00:00Z",
+                "deployment": "gpt-4o",
+                "request": {"user": format!("u{i}-{}", "x".repeat(60_000)), "messages": [{"role": "user", "content": "hello"}]},
+            });
+            for record in crate::record::parse_frame(&line.to_string(), &file, i + 1, 0, Default::default()).records {
+                assert!(observe(&record, false).is_some());
+            }
+        }
+        RECENT_WHOS.with(|cache| {
+            let (cache, bytes) = &*cache.borrow();
+            let held: usize = cache.values().map(|w| w.text.len()).sum();
+            assert_eq!(held, *bytes, "the count is what the cache holds");
+            assert!(held <= RECENT_WHOS_BYTES, "{held} bytes of callers cached");
+            assert!(!cache.is_empty());
+        });
+    }
 
     proptest::proptest! {
         #[test]
