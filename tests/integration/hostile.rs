@@ -196,6 +196,16 @@ fn write_long_line_and_hold(stdin: &mut dyn std::io::Write, head: &[u8], unit: &
     std::thread::sleep(std::time::Duration::from_millis(2500));
 }
 
+/// Writes one line `{"records":[...]}` of `count` records made by `record`.
+fn write_wrapper_line(stdin: &mut dyn std::io::Write, count: usize, record: impl Fn(usize) -> serde_json::Value) {
+    stdin.write_all(br#"{"records":["#).unwrap();
+    for i in 0..count {
+        let comma = if i == 0 { "" } else { "," };
+        write!(stdin, "{comma}{}", record(i)).unwrap();
+    }
+    stdin.write_all(b"]}\n").unwrap();
+}
+
 #[test]
 fn a_line_of_millions_of_numbers_is_read_in_memory_near_its_size() {
     // The reader lists where each value of a document is. Listed one by one, the numbers of
@@ -257,19 +267,15 @@ fn regression_a_line_of_distinct_llm_log_chunks_is_held_in_bounded_memory() {
     // 680 MB, 3.6 GB for six).
     const CHUNKS: usize = 20_000;
     let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1"], |stdin| {
-        stdin.write_all(br#"{"records":["#).unwrap();
-        for i in 0..CHUNKS {
-            let row = json!({
+        write_wrapper_line(stdin, CHUNKS, |i| {
+            json!({
                 "time": "2026-11-24T10:00:00Z",
                 "category": "GatewayLlmLogs",
                 "operationName": "ChatCompletions_Create",
                 "correlationId": format!("c-{i}"),
                 "properties": {"sequenceNumber": 0, "deploymentName": "gpt-4o", "requestMessages": format!("[{{\"role\":\"user\",\"content\":\"x{i}")},
-            });
-            let comma = if i == 0 { "" } else { "," };
-            write!(stdin, "{comma}{row}").unwrap();
-        }
-        stdin.write_all(b"]}\n").unwrap();
+            })
+        });
     });
     assert_eq!(code, Some(0), "{stats}");
     assert_eq!(stats["recordsRejectedByReason"]["incomplete_chunks"], CHUNKS as u64, "each group is reported: {stats}");
@@ -459,11 +465,10 @@ fn regression_the_alerts_of_one_long_line_are_written_while_it_is_read() {
     // A batch kept its outputs until its last record was done: one 6 MB line of 16,000 key
     // listings, each an alert of 2 KB, held 34 MB of alerts (140 MB peak); a 16 MiB line of
     // them, 90 MB. The batch next in line now hands its alerts over as they are made.
-    const RECORDS: u32 = 16_000;
+    const RECORDS: usize = 16_000;
     let (code, peak, stats) = scan_stdin_measuring_peak_rss(&["-q", "-j", "1"], |stdin| {
-        stdin.write_all(br#"{"records":["#).unwrap();
-        for i in 0..RECORDS {
-            let record = json!({
+        write_wrapper_line(stdin, RECORDS, |i| {
+            json!({
                 "time": format!("2026-11-24T{:02}:{:02}:{:02}Z", i / 3600, (i / 60) % 60, i % 60),
                 "operationName": "MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION",
                 "category": "Administrative",
@@ -471,14 +476,11 @@ fn regression_the_alerts_of_one_long_line_are_written_while_it_is_read() {
                 "callerIpAddress": format!("10.0.{}.{}", i >> 8, i & 255),
                 "identity": {"claims": {"http://schemas.microsoft.com/identity/claims/objectidentifier": format!("oid-{i}")}},
                 "resourceId": format!("/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A{i}"),
-            });
-            let comma = if i == 0 { "" } else { "," };
-            write!(stdin, "{comma}{record}").unwrap();
-        }
-        stdin.write_all(b"]}\n").unwrap();
+            })
+        });
     });
     assert_eq!(code, Some(1), "{stats}");
-    assert_eq!(n(&stats, "alerts"), u64::from(RECORDS), "every key listing alerts: {stats}");
+    assert_eq!(n(&stats, "alerts"), RECORDS as u64, "every key listing alerts: {stats}");
     assert!(peak > 0 && peak < 90 * 1024, "peak RSS {peak} kB for a 6 MB line of {RECORDS} alerts");
 }
 
