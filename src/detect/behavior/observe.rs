@@ -412,7 +412,7 @@ pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
     let data_plane = r.kind != RecordKind::ActivityLog;
     let flagged = r.content_filter.prompt_blocked
         || r.content_filter.verdicts.iter().any(|v| matches!(v.category.as_str(), "jailbreak" | "indirect_attack") && v.is_hit());
-    let key_operation = (!data_plane && is_key_operation(r)).then(|| r.correlation_id.clone().unwrap_or_else(|| r.record_hash.clone()));
+    let key_operation = (!data_plane && is_key_operation(r)).then(|| operation_identity(r));
     let resource = r.resource.id.as_deref().map(|id| EntityRef::of(EntityKind::Resource, hash128_ascii_lower(id)));
     let principal = entra(r);
     let target = r.deployment.as_deref().or(r.resource.account.as_deref()).or(r.resource.id.as_deref()).map(record_hash128);
@@ -436,6 +436,20 @@ pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
         point,
     })
 }
+
+/// What pairs a key operation's Start and Success events: its correlation id, or a
+/// fingerprint of one too long to keep (the state keeps 64 per resource, counted as entries,
+/// and a crafted id can be megabytes).
+fn operation_identity(r: &Record) -> String {
+    match r.correlation_id.as_deref() {
+        Some(id) if id.len() <= MAX_OPERATION_ID => id.to_owned(),
+        Some(id) => format!("{:032x}", record_hash128(id)),
+        None => r.record_hash.clone(),
+    }
+}
+
+/// Azure's correlation ids are GUIDs (36 bytes).
+const MAX_OPERATION_ID: usize = 128;
 
 fn is_key_operation(r: &Record) -> bool {
     let failed = r.status.success == Some(false) || r.status.result.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("failure"));
@@ -540,6 +554,30 @@ fn fold_chars(text: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_operation_is_paired_by_its_correlation_id_or_a_fingerprint_of_a_long_one() {
+        let file: Arc<str> = Arc::from("activity.jsonl");
+        let listing = |correlation: &str| {
+            let line = serde_json::json!({
+                "time": "2026-11-24T14:00:00Z",
+                "operationName": "MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION",
+                "category": "Administrative",
+                "resultType": "Success",
+                "correlationId": correlation,
+                "resourceId": "/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.COGNITIVESERVICES/ACCOUNTS/A",
+            });
+            let records = crate::record::parse_frame(&line.to_string(), &file, 1, 0, Default::default()).records;
+            records.first().and_then(|r| observe(r, false)).and_then(|o| o.key_operation)
+        };
+        let guid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(listing(guid).as_deref(), Some(guid));
+        let long = "x".repeat(100_000);
+        let (a, b) = (listing(&long), listing(&format!("{long}y")));
+        assert!(a.as_ref().is_some_and(|k| k.len() == 32), "{:?}", a.map(|k| k.len()));
+        assert_eq!(a, listing(&long), "the same id, the same identity");
+        assert_ne!(a, b, "different ids, different identities");
+    }
 
     #[test]
     fn regression_a_workers_recent_callers_are_bounded_in_bytes_not_only_in_number() {
