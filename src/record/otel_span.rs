@@ -719,7 +719,6 @@ fn list_values(holder: Raw<'_>) -> impl Iterator<Item = Raw<'_>> {
     items(Obj::from_raw(holder).and_then(|o| o.get("values")))
 }
 
-
 fn write_json_string(s: &str, out: &mut String) {
     // Serializing a `str` cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));

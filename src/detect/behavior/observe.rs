@@ -443,7 +443,7 @@ pub fn observe(r: &Record, attack: bool) -> Option<Observation> {
 fn operation_identity(r: &Record) -> String {
     match r.correlation_id.as_deref() {
         Some(id) if id.len() <= MAX_OPERATION_ID => id.to_owned(),
-        Some(id) => format!("{:032x}", record_hash128(id)),
+        Some(id) => crate::record::record_hash(id),
         None => r.record_hash.clone(),
     }
 }
