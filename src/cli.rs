@@ -133,7 +133,8 @@ pub struct InputArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_line_bytes: usize,
 
-    /// Worker threads (default: the number of CPUs).
+    /// Threads to scan with (default: the number of CPUs). 1 reads, matches and writes on one
+    /// thread; N > 1 runs N workers beside a reader and the thread that writes output.
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
 

@@ -1,7 +1,8 @@
 //! The streaming pipeline: one reader thread frames inputs into batches, a rayon pool parses
 //! and processes batches in parallel, and the calling thread consumes results strictly in
-//! input order. In-flight batches are capped by permits and their outputs by a byte budget,
-//! so memory stays bounded whatever the input, and output is identical for any thread count.
+//! input order; with one thread, the calling thread does all three in turn. In-flight batches
+//! are capped by permits and their outputs by a byte budget, so memory stays bounded whatever
+//! the input, and output is identical for any thread count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -213,12 +214,19 @@ impl Flow {
     }
 }
 
+/// Where a batch hands its outputs over before its end.
+enum Handover<'a, T> {
+    /// Another thread consumes: parts go through the channel, and only while it is the
+    /// batch's turn (see [`Flow`]).
+    Queued { flow: &'a Flow, seq: u64, tx: &'a Sender<(u64, Done<T>)> },
+    /// This thread consumes, between batches and here: it is always this batch's turn.
+    Inline(&'a mut dyn FnMut(BatchResult<T>)),
+}
+
 /// A batch's place in the flow: what it has counted against the budget, and where it hands
 /// its outputs over.
 struct Turn<'a, T> {
-    flow: &'a Flow,
-    seq: u64,
-    tx: &'a Sender<(u64, Done<T>)>,
+    handover: Handover<'a, T>,
     counted: usize,
     uncounted: usize,
     /// Rejection notices of the batch already weighed.
@@ -226,8 +234,8 @@ struct Turn<'a, T> {
 }
 
 impl<'a, T> Turn<'a, T> {
-    fn new(flow: &'a Flow, seq: u64, tx: &'a Sender<(u64, Done<T>)>) -> Turn<'a, T> {
-        Turn { flow, seq, tx, counted: 0, uncounted: 0, rejections_weighed: 0 }
+    fn new(handover: Handover<'a, T>) -> Turn<'a, T> {
+        Turn { handover, counted: 0, uncounted: 0, rejections_weighed: 0 }
     }
 
     /// Weighs the rejection notices added since the last call: a line lists up to 1,000, and
@@ -238,6 +246,17 @@ impl<'a, T> Turn<'a, T> {
         self.grew(out, bytes);
     }
 
+    /// What the batch has made so far, as a part to hand over.
+    fn take_part(&mut self, out: &mut BatchResult<T>) -> BatchResult<T> {
+        let mut part = BatchResult::new(Arc::clone(&out.source));
+        part.outputs = std::mem::take(&mut out.outputs);
+        part.chunks = std::mem::take(&mut out.chunks);
+        part.rejections = std::mem::take(&mut out.rejections);
+        self.rejections_weighed = 0;
+        part.held = std::mem::take(&mut self.counted);
+        part
+    }
+
     /// Called as a batch's outputs grow: counts them, hands them over if the batch is next in
     /// line, or waits while too much is held elsewhere.
     fn grew(&mut self, out: &mut BatchResult<T>, bytes: usize) {
@@ -245,33 +264,37 @@ impl<'a, T> Turn<'a, T> {
         if self.uncounted < OUTPUT_STEP_BYTES {
             return;
         }
-        let mut st = self.flow.lock();
-        st.held += self.uncounted;
-        self.counted += std::mem::take(&mut self.uncounted);
+        let new = std::mem::take(&mut self.uncounted);
+        self.counted += new;
+        if matches!(self.handover, Handover::Inline(_)) {
+            let part = self.take_part(out);
+            if let Handover::Inline(consume) = &mut self.handover {
+                consume(part);
+            }
+            return;
+        }
+        let Handover::Queued { flow, seq, tx } = self.handover else { return };
+        let mut st = flow.lock();
+        st.held += new;
         loop {
             if st.closed {
                 return;
             }
-            if st.next == self.seq {
+            if st.next == seq {
                 st.sent += self.counted;
-                let mut part = BatchResult::new(Arc::clone(&out.source));
-                part.outputs = std::mem::take(&mut out.outputs);
-                part.chunks = std::mem::take(&mut out.chunks);
-                part.rejections = std::mem::take(&mut out.rejections);
-                self.rejections_weighed = 0;
-                part.held = std::mem::take(&mut self.counted);
+                let part = self.take_part(out);
                 drop(st);
-                let _ = self.tx.send((self.seq, Done::Part(part)));
-                let mut st = self.flow.lock();
+                let _ = tx.send((seq, Done::Part(part)));
+                let mut st = flow.lock();
                 while st.sent > SENT_OUTPUT_BYTES && !st.closed {
-                    st = self.flow.wait(st);
+                    st = flow.wait(st);
                 }
                 return;
             }
             if st.held <= HELD_OUTPUT_BYTES || !st.started.contains(&st.next) {
                 return;
             }
-            st = self.flow.wait(st);
+            st = flow.wait(st);
         }
     }
 }
@@ -280,7 +303,8 @@ impl<'a, T> Turn<'a, T> {
 /// `consume` in input order. `consume` returning an error (a closed pipe, a full disk) stops
 /// the run early. `work` gets an `M` per batch, handed from batch to batch (one per batch
 /// in flight): memos that may make it faster but must never change what it returns, so that
-/// output stays the same for any thread count.
+/// output stays the same for any thread count. With one thread, everything runs on the
+/// calling thread (see [`run_inline`]).
 pub fn run<T, M, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: W, mut consume: C) -> io::Result<()>
 where
     T: Weigh + Send + 'static,
@@ -289,6 +313,9 @@ where
     C: FnMut(Event<'_, T>) -> io::Result<()>,
 {
     let threads = opts.threads.max(1);
+    if threads == 1 {
+        return run_inline(sources, opts, &work, &mut consume);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("aihunt-worker-{i}"))
@@ -327,7 +354,7 @@ where
                             // A poisoned lock only means another batch panicked outside its
                             // records' guards; the memos themselves are still whole.
                             let mut memo = memos.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-                            let mut turn = Turn::new(&flow, this, &tx);
+                            let mut turn = Turn::new(Handover::Queued { flow: &flow, seq: this, tx: &tx });
                             let done = Done::Batch(process(source, batch, opts.parse, &mut memo, &*work, &mut turn));
                             memos.lock().unwrap_or_else(|e| e.into_inner()).push(memo);
                             done
@@ -352,6 +379,108 @@ where
     result
 }
 
+/// [`run`] with one thread: reads, processes and consumes each batch in turn on the calling
+/// thread. `-j1` then takes one core, as a scan sharing a host asks of it, where a reader and
+/// a consumer beside one worker took up to a third of another; and nothing waits on another
+/// thread. What reaches `consume`, and in what order, is what the threaded run gives.
+fn run_inline<T, M, W, C>(sources: Vec<InputSource>, opts: PipelineOptions, work: &W, consume: &mut C) -> io::Result<()>
+where
+    T: Weigh,
+    M: Default,
+    W: Fn(&Record, &mut M, &mut Vec<T>),
+    C: FnMut(Event<'_, T>) -> io::Result<()>,
+{
+    let mut collector = Collector::default();
+    let mut memo = M::default();
+    let mut failure: Option<io::Error> = None;
+    read_all(sources, opts.max_line_bytes, opts.hold_incomplete_tail, |job| {
+        let consumed = match job {
+            Job::Batch { source, batch } => {
+                let mut hand_over = |mut part: BatchResult<T>| {
+                    if failure.is_none() {
+                        failure = collector.part(&mut part, work, consume).err();
+                    }
+                };
+                let mut turn = Turn::new(Handover::Inline(&mut hand_over));
+                let mut done = process(source, batch, opts.parse, &mut memo, work, &mut turn);
+                drop(turn);
+                if failure.is_some() {
+                    return false;
+                }
+                collector.batch(&mut done, work, consume)
+            }
+            Job::Done { source, bytes_read, error, end } => consume(Event::InputDone { source: &source, bytes_read, error: error.as_ref(), end }),
+        };
+        consumed.map_err(|e| failure = Some(e)).is_ok()
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => collector.finish(opts.hold_incomplete_tail, consume),
+    }
+}
+
+/// Takes batches' outputs in input order to the consumer: joins chunked LLM-log messages
+/// (in input order, so the result is deterministic) and reports what never joined.
+struct Collector {
+    joiner: ChunkJoiner,
+    /// Rejections of chunk groups given up while joining the parts of the batch next in line:
+    /// reported after all of that batch's own, where they would be had it come whole (its own
+    /// come with its parts, in input order).
+    carried: Vec<RejectNotice>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector { joiner: ChunkJoiner::new(JoinLimits::default()), carried: Vec::new() }
+    }
+}
+
+impl Collector {
+    /// Outputs and rejections a batch handed over before its end.
+    fn part<T, M, W, C>(&mut self, part: &mut BatchResult<T>, work: &W, consume: &mut C) -> io::Result<()>
+    where
+        M: Default,
+        W: Fn(&Record, &mut M, &mut Vec<T>),
+        C: FnMut(Event<'_, T>) -> io::Result<()>,
+    {
+        let read = std::mem::take(&mut part.rejections);
+        join_chunks(&mut self.joiner, part, work);
+        self.carried.append(&mut part.rejections);
+        part.rejections = read;
+        consume(Event::Batch(part))
+    }
+
+    /// The rest of a batch, with its counts.
+    fn batch<T, M, W, C>(&mut self, b: &mut BatchResult<T>, work: &W, consume: &mut C) -> io::Result<()>
+    where
+        M: Default,
+        W: Fn(&Record, &mut M, &mut Vec<T>),
+        C: FnMut(Event<'_, T>) -> io::Result<()>,
+    {
+        b.rejections.append(&mut self.carried);
+        join_chunks(&mut self.joiner, b, work);
+        consume(Event::Batch(b))
+    }
+
+    /// After the last input: chunk groups still open are left for the next run of an
+    /// incremental scan (`hold_pending`), or reported as never joined.
+    fn finish<T, C>(mut self, hold_pending: bool, consume: &mut C) -> io::Result<()>
+    where
+        C: FnMut(Event<'_, T>) -> io::Result<()>,
+    {
+        let open_groups = self.joiner.drain();
+        if hold_pending && !open_groups.is_empty() {
+            let rows: Vec<RowRef> = open_groups.into_iter().flat_map(|g| g.rows).collect();
+            return consume(Event::PendingChunks(&rows));
+        }
+        let unjoined: Vec<RejectNotice> = open_groups.into_iter().map(unjoined_notice).collect();
+        if !unjoined.is_empty() {
+            consume(Event::Unjoined(&unjoined))?;
+        }
+        Ok(())
+    }
+}
+
 fn collect_in_order<T, M, W, C>(
     done_rx: &Receiver<(u64, Done<T>)>,
     permit_tx: &SyncSender<()>,
@@ -367,20 +496,12 @@ where
 {
     let mut next = 0u64;
     let mut waiting: BTreeMap<u64, Done<T>> = BTreeMap::new();
-    let mut joiner = ChunkJoiner::new(JoinLimits::default());
-    // Rejections of chunk groups given up while joining the parts of the batch next in line:
-    // reported after all of that batch's own, where they would be had it come whole (its own
-    // come with its parts, in input order).
-    let mut carried: Vec<RejectNotice> = Vec::new();
+    let mut collector = Collector::default();
     for (seq, done) in done_rx.iter() {
         if let Done::Part(mut part) = done {
             // Parts come only from the batch next in line (see `Turn::grew`).
             debug_assert_eq!(seq, next);
-            let read = std::mem::take(&mut part.rejections);
-            join_chunks(&mut joiner, &mut part, work);
-            carried.append(&mut part.rejections);
-            part.rejections = read;
-            let consumed = consume(Event::Batch(&part));
+            let consumed = collector.part(&mut part, work, consume);
             // Released only once freed: a worker let go before would briefly hold it twice.
             let held = part.held;
             drop(part);
@@ -396,9 +517,7 @@ where
             let consumed = match &mut done {
                 Done::Batch(b) => {
                     held = b.held;
-                    b.rejections.append(&mut carried);
-                    join_chunks(&mut joiner, b, work);
-                    consume(Event::Batch(b))
+                    collector.batch(b, work, consume)
                 }
                 Done::Input { source, bytes_read, error, end } => {
                     consume(Event::InputDone { source, bytes_read: *bytes_read, error: error.as_ref(), end: *end })
@@ -410,17 +529,7 @@ where
             consumed?;
         }
     }
-    let open_groups = joiner.drain();
-    if hold_pending && !open_groups.is_empty() {
-        let rows: Vec<RowRef> = open_groups.into_iter().flat_map(|g| g.rows).collect();
-        consume(Event::PendingChunks(&rows))?;
-        return Ok(());
-    }
-    let unjoined: Vec<RejectNotice> = open_groups.into_iter().map(unjoined_notice).collect();
-    if !unjoined.is_empty() {
-        consume(Event::Unjoined(&unjoined))?;
-    }
-    Ok(())
+    collector.finish(hold_pending, consume)
 }
 
 /// Feeds a batch's chunks to the joiner (in input order, so the result is deterministic);
@@ -721,6 +830,50 @@ mod tests {
             assert!(started.elapsed().as_secs() < 30, "{} MB of outputs still held by waiting workers", live.0.load(Ordering::SeqCst) >> 20);
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn with_one_thread_everything_runs_on_the_calling_thread_and_outputs_go_as_they_grow() {
+        // `-j1` must take one core: no reader, pool or consumer thread beside the caller.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one.jsonl");
+        let record = r#"{"time":"2026-11-24T14:00:00Z","operationName":"MICROSOFT.COGNITIVESERVICES/ACCOUNTS/LISTKEYS/ACTION","category":"Administrative","resultType":"Success"}"#;
+        std::fs::write(&path, format!("{record}\n").repeat(3000)).unwrap();
+        let sources = vec![InputSource { display: "one.jsonl".into(), location: Location::File(path), resume: None }];
+        let opts = PipelineOptions { threads: 1, max_line_bytes: 1 << 20, parse: ParseOptions::default(), hold_incomplete_tail: false };
+        let caller = std::thread::current().id();
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let work = {
+            let elsewhere = Arc::clone(&elsewhere);
+            move |_: &Record, _: &mut (), out: &mut Vec<Vec<u8>>| {
+                if std::thread::current().id() != caller {
+                    elsewhere.fetch_add(1, Ordering::SeqCst);
+                }
+                out.push(vec![0; 1000]);
+            }
+        };
+        let mut consumed = 0;
+        run(sources, opts, work, |event| {
+            assert_eq!(std::thread::current().id(), caller);
+            if let Event::Batch(b) = event {
+                consumed += b.outputs.len();
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(consumed, 3000);
+        assert_eq!(elsewhere.load(Ordering::SeqCst), 0, "records processed on another thread");
+        // Handed over a step at a time, not held to the batch's end.
+        let (_, _, most) = run_slow_consumer(1, 2, 2000);
+        assert!(most <= OUTPUT_STEP_BYTES + CLAIMED, "{} MB of outputs alive at once", most >> 20);
+    }
+
+    #[test]
+    fn with_one_thread_a_consumer_that_stops_ends_the_run_with_its_error() {
+        let (result, order, _, live) = run_slow_consumer_stopping(1, 6, 2000, 3);
+        assert_eq!(result.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
+        assert_eq!(live.0.load(Ordering::SeqCst), 0);
+        assert!(order.len() < 2000, "{} outputs consumed after the consumer failed", order.len());
     }
 
     #[test]
