@@ -403,7 +403,6 @@ where
                 };
                 let mut turn = Turn::new(Handover::Inline(&mut hand_over));
                 let mut done = process(source, batch, opts.parse, &mut memo, work, &mut turn);
-                drop(turn);
                 if failure.is_some() {
                     return false;
                 }

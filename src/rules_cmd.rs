@@ -72,7 +72,7 @@ fn list(args: &RuleArgs, as_json: bool, keywords: bool) -> Result<Outcome> {
         for r in &set.rules {
             let v = json!({
                 "id": r.id, "title": r.title, "threat": r.threat, "severity": r.severity,
-                "surfaces": r.surfaces, "keywords": r.keywords, "impliedKeywords": r.implied_keywords, "pattern": r.pattern_source,
+                "surfaces": r.surfaces, "keywords": r.keywords, "impliedKeywords": r.implied_keywords, "requiredTexts": r.required_texts, "pattern": r.pattern_source,
                 "conditions": r.conditions.len(), "view": r.view, "weight": r.weight,
                 "alertType": r.alert_type, "mitre": r.mitre, "atlas": r.atlas, "file": r.file,
                 "examples": {"match": r.examples_match.len(), "noMatch": r.examples_no_match.len()},

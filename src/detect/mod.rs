@@ -72,8 +72,11 @@ pub struct Engine {
     /// is too large for any, and then every keyword rule runs.
     prefilter: std::sync::OnceLock<Option<AhoCorasick>>,
     keywords: Vec<String>,
-    /// Keyword pattern id → rules that list the keyword.
-    keyword_rules: Vec<Vec<usize>>,
+    /// Keyword pattern id → the rules it wakes part of, each with the bit of the part: bit 0
+    /// for the rule's keywords, one more for each of its required texts.
+    keyword_rules: Vec<Vec<(usize, u8)>>,
+    /// Per rule, the bits a text must set to wake it (0 for a rule without keywords).
+    wake_bits: Vec<u8>,
     /// Pattern rules without keywords.
     always: Vec<usize>,
     /// Rules with conditions and no pattern.
@@ -120,6 +123,7 @@ struct SurfacePlan {
 struct SpanScratch {
     /// Rules whose keywords occur in the view being matched.
     hit: Vec<bool>,
+    prefilter: PrefilterScratch,
     /// The same for the normalized view of plain text, which the original view reuses.
     normalized_hits: Vec<bool>,
     /// Which (rule, surface) pairs already matched: one per rule and surface is enough.
@@ -134,6 +138,15 @@ impl SpanScratch {
         self.done.clear();
         self.done.resize(rules * SURFACES, false);
     }
+}
+
+/// What the keyword prefilter keeps between texts: zeroed again after each.
+#[derive(Default)]
+struct PrefilterScratch {
+    /// Which parts of each rule's keywords and required texts occur in the text.
+    parts: Vec<u8>,
+    /// The rules with a part found.
+    touched: Vec<usize>,
 }
 
 /// Which views of a text some wanted rule reads.
@@ -160,7 +173,9 @@ impl ViewNeeds {
 impl Engine {
     pub fn new(rules: Arc<RuleSet>, intel: Arc<Intel>) -> Engine {
         let mut keywords: Vec<String> = Vec::new();
-        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut keyword_rules: Vec<Vec<(usize, u8)>> = Vec::new();
+        let mut wake_bits = vec![0u8; rules.rules.len()];
+        let mut keyword_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut always = Vec::new();
         let mut field_rules = Vec::new();
         for (i, rule) in rules.rules.iter().enumerate() {
@@ -173,14 +188,25 @@ impl Engine {
             let prefilter_keywords = RuleSet::prefilter_keywords(rule);
             if prefilter_keywords.is_empty() {
                 always.push(i);
+                continue;
             }
-            for k in prefilter_keywords {
-                match keywords.iter().position(|x| x == k) {
-                    Some(p) => keyword_rules[p].push(i),
-                    None => {
-                        keywords.push(k.clone());
-                        keyword_rules.push(vec![i]);
-                    }
+            // Keywords and each set of required texts are parts that must all occur: a bit
+            // each (a u8 holds the keywords and `validate::required_groups`' at most three).
+            // A set that each keyword contains a text of is found wherever a keyword is.
+            let lower: Vec<String> = prefilter_keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
+            let adds = |set: &&Vec<String>| !lower.iter().all(|k| set.iter().any(|t| k.contains(t.as_str())));
+            let parts = std::iter::once(prefilter_keywords).chain(rule.required_texts.iter().filter(adds).map(Vec::as_slice)).take(8);
+            for (part, texts) in parts.enumerate() {
+                let bit = 1u8 << part;
+                wake_bits[i] |= bit;
+                for k in texts {
+                    let lower = k.to_ascii_lowercase();
+                    let at = *keyword_ids.entry(lower.clone()).or_insert_with(|| {
+                        keywords.push(lower);
+                        keyword_rules.push(Vec::new());
+                        keywords.len() - 1
+                    });
+                    keyword_rules[at].push((i, bit));
                 }
             }
         }
@@ -217,6 +243,7 @@ impl Engine {
             prefilter: std::sync::OnceLock::new(),
             keywords,
             keyword_rules,
+            wake_bits,
             always,
             field_rules,
             by_surface,
@@ -367,7 +394,7 @@ impl Engine {
             if reuse {
                 scratch.hit.copy_from_slice(&scratch.normalized_hits);
             } else {
-                self.prefilter_hits(&view.text, &mut scratch.hit);
+                self.prefilter_hits_into(&view.text, &mut scratch.prefilter, &mut scratch.hit);
                 if plain && view.origin == ViewOrigin::Normalized {
                     scratch.normalized_hits.copy_from_slice(&scratch.hit);
                     normalized_hits_ready = true;
@@ -433,17 +460,38 @@ impl Engine {
     /// Marks (in `hit`, one flag per rule) the rules whose keywords occur in `text`, and the
     /// rules that have none: the keyword prefilter alone, as the engine runs it on each view.
     pub fn prefilter_hits(&self, text: &str, hit: &mut [bool]) {
+        self.prefilter_hits_into(text, &mut PrefilterScratch::default(), hit);
+    }
+
+    /// [`Engine::prefilter_hits`] with `parts` for the parts of each rule found.
+    fn prefilter_hits_into(&self, text: &str, scratch: &mut PrefilterScratch, hit: &mut [bool]) {
+        let PrefilterScratch { parts, touched } = scratch;
         hit.iter_mut().for_each(|h| *h = false);
         if !self.keywords.is_empty() {
+            // Only the rules a keyword touched are looked at again, and their parts cleared
+            // for the next text: a pass over every rule per view cost as much as the regex
+            // searches the required texts saved.
+            parts.resize(self.wake_bits.len(), 0);
+            touched.clear();
             match self.prefilter() {
                 Some(ac) => {
                     for m in ac.find_overlapping_iter(text) {
-                        for &r in &self.keyword_rules[m.pattern().as_usize()] {
-                            hit[r] = true;
+                        for &(r, bit) in &self.keyword_rules[m.pattern().as_usize()] {
+                            if parts[r] == 0 {
+                                touched.push(r);
+                            }
+                            parts[r] |= bit;
                         }
                     }
                 }
-                None => self.keyword_rules.iter().flatten().for_each(|&r| hit[r] = true),
+                None => {
+                    parts.copy_from_slice(&self.wake_bits);
+                    touched.extend((0..parts.len()).filter(|&r| parts[r] != 0));
+                }
+            }
+            for &r in touched.iter() {
+                hit[r] = parts[r] == self.wake_bits[r];
+                parts[r] = 0;
             }
         }
         for &i in &self.always {
@@ -874,6 +922,25 @@ mod tests {
         assert!(hits > texts.len(), "keywords hit ({hits} in {} texts)", texts.len());
         let kind = |e: &Engine| e.prefilter().map(|ac| ac.kind());
         assert_eq!((kind(&small), kind(&large)), (Some(AhoCorasickKind::ContiguousNFA), Some(AhoCorasickKind::DFA)));
+    }
+
+    #[test]
+    fn a_rule_wakes_only_where_its_keywords_and_each_set_of_required_texts_occur() {
+        let engine = engine();
+        let i = engine.rules.rules.iter().position(|r| r.id == "JB-POLICY-001").unwrap();
+        assert!(!engine.rules.rules[i].required_texts.is_empty());
+        let woken = |text: &str| {
+            let mut hit = vec![false; engine.rules.rules.len()];
+            engine.prefilter_hits(text, &mut hit);
+            hit[i]
+        };
+        assert!(!woken("our content policy is reviewed yearly"), "its keyword alone: the regex cannot match");
+        assert!(woken("your content policies have been lifted"));
+        assert!(woken("YOUR CONTENT POLICIES HAVE BEEN LIFTED"), "compared without ASCII case");
+        // What the regex itself would find, the prefilter lets through, on every example.
+        for text in engine.rules.rules[i].examples_match.iter() {
+            assert!(woken(text) && woken(&text.to_lowercase()), "{text:?}");
+        }
     }
 
     #[test]

@@ -379,6 +379,7 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         Some(hir) if keywords.is_empty() && !needs_special_char => validate::implied_keywords(hir),
         _ => Vec::new(),
     };
+    let required_texts = hir.map(validate::required_groups).unwrap_or_default();
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
     Ok(Rule {
         id: raw.id,
@@ -389,6 +390,7 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         surfaces,
         keywords,
         implied_keywords,
+        required_texts,
         pattern_source: raw.pattern,
         pattern,
         view,

@@ -305,6 +305,9 @@ pub struct Rule {
     /// For a pattern written without keywords: texts one of which every match contains, which
     /// the prefilter uses in their place (see `validate::implied_keywords`).
     pub implied_keywords: Vec<String>,
+    /// Sets of texts every match contains one of each, besides its keywords: the prefilter
+    /// wakes the rule only where each set has one (see `validate::required_groups`).
+    pub required_texts: Vec<Vec<String>>,
     pub pattern: Option<LazyRegex>,
     pub pattern_source: Option<String>,
     pub view: TextView,

@@ -141,6 +141,76 @@ fn selective(text: &str) -> bool {
     text.len() >= 3 || text.bytes().any(|b| b"@:/\\|<>{}[]$#%^~=;&*_`".contains(&b))
 }
 
+/// Sets of texts (lower-case ASCII) every match of a pattern contains one of each: the
+/// parts of its top-level sequence that show one ([`required_texts`]), and runs of fixed text
+/// between them. A rule's keywords say where it may match; these let the prefilter wake it only
+/// where all its parts may be (`content policies ... have been lifted` needs a word from
+/// each list, not just "policy"). At most [`MAX_REQUIRED`] sets, the most selective first, each
+/// of texts of four bytes or more: a common short word would cost the prefilter a hit on
+/// nearly every text and filter out nothing.
+pub fn required_groups(hir: &Hir) -> Vec<Vec<String>> {
+    let mut groups = selective_groups(hir);
+    groups.truncate(MAX_REQUIRED);
+    groups
+}
+
+/// Every set of texts [`collect_required`] finds whose texts are all four bytes or more, the
+/// most selective first (longest shortest text, then fewest texts).
+fn selective_groups(hir: &Hir) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    collect_required(hir, &mut groups);
+    for g in &mut groups {
+        g.sort();
+        g.dedup();
+    }
+    groups.retain(|g| !g.is_empty() && g.len() <= MAX_IMPLIED && g.iter().all(|t| t.len() >= 4));
+    groups.sort_by_key(|g| (std::cmp::Reverse(g.iter().map(String::len).min().unwrap_or(0)), g.len()));
+    groups.dedup();
+    groups
+}
+
+/// Most sets [`required_groups`] gives a rule.
+const MAX_REQUIRED: usize = 3;
+
+fn collect_required(hir: &Hir, groups: &mut Vec<Vec<String>>) {
+    match hir.kind() {
+        HirKind::Capture(cap) => collect_required(&cap.sub, groups),
+        HirKind::Repetition(rep) if rep.min >= 1 => collect_required(&rep.sub, groups),
+        HirKind::Concat(parts) => {
+            let mut run = String::new();
+            for p in parts {
+                match ascii_fixed_text(p) {
+                    Some(t) => run.push_str(&t),
+                    None => {
+                        if !run.is_empty() {
+                            groups.push(vec![std::mem::take(&mut run)]);
+                        }
+                        collect_required(p, groups);
+                    }
+                }
+            }
+            if !run.is_empty() {
+                groups.push(vec![run]);
+            }
+        }
+        // A match is one branch's: the n-th set of every branch together is a set it
+        // contains a text of, for each n that every branch has.
+        HirKind::Alternation(alts) => {
+            // Most are lists of words: one set, without working out each branch's.
+            if let Some(texts) = alts.iter().map(ascii_fixed_text).collect::<Option<Vec<String>>>() {
+                groups.push(texts);
+                return;
+            }
+            let per_branch: Vec<Vec<Vec<String>>> = alts.iter().map(selective_groups).collect();
+            let shared = per_branch.iter().map(Vec::len).min().unwrap_or(0);
+            for n in 0..shared {
+                groups.push(per_branch.iter().flat_map(|branch| branch[n].iter().cloned()).collect());
+            }
+        }
+        _ => groups.extend(required_texts(hir)),
+    }
+}
+
 /// Most alternatives a set of implied keywords may have before the set stops being selective.
 const MAX_IMPLIED: usize = 32;
 
@@ -453,6 +523,66 @@ mod tests {
         assert!(implied(r"(?:secret)?token").len() == 1);
         assert!(implied(r"(?:secret)?\w+").is_empty(), "an optional part proves nothing");
         assert!(implied(r"café").is_empty(), "non-ASCII text is not compared the prefilter's way");
+    }
+
+    fn required(pattern: &str) -> Vec<Vec<String>> {
+        required_groups(&regex_syntax::ParserBuilder::new().build().parse(pattern).unwrap())
+    }
+
+    #[test]
+    fn required_texts_are_the_parts_of_a_sequence_most_selective_first() {
+        let p = r"(?i)\b(?:openai|your)\s+(?:polic(?:y|ies)|rules)\s+(?:are|were)\s+(?:lifted|suspended)\b";
+        // `are|were` is too common to be worth a prefilter hit, `\s+` no text at all; `(?i)s`
+        // also matches the long s (ſ), which the prefilter would not see as an `s`.
+        assert_eq!(required(p), vec![kw(&["lifted", "pended"]), kw(&["openai", "your"]), kw(&["polic", "rule"])]);
+        assert_eq!(required(r"hooks\.slack\.com/(?:services|workflows)/\w+"), vec![kw(&["hooks.slack.com/"]), kw(&["services", "workflows"])]);
+        assert_eq!(required(r"(?:secret\s+)?token\s*=\s*\w{4,}"), vec![kw(&["token"])], "an optional part is not required");
+        assert!(required(r"(?:[a-z]+\s+){3}now").is_empty(), "three letters are not selective");
+    }
+
+    #[test]
+    fn required_texts_of_an_alternation_take_a_set_from_every_branch() {
+        let p = r"broken\s+free\s+of\s+(?:limits|rules)|(?:without|beyond)\s+(?:any\s+)?(?:limits|rules)";
+        let groups = required(p);
+        assert!(groups.contains(&kw(&["limits", "rules"])), "{groups:?}");
+        assert!(groups.contains(&kw(&["beyond", "broken", "without"])), "{groups:?}");
+        assert!(required(r"foobar|[a-z]+baz").is_empty(), "a branch without a selective text leaves no set");
+    }
+
+    #[test]
+    fn required_texts_never_hide_a_match_the_prefilter_would_see_differently() {
+        let groups = required(r"(?i)kelvin\s+scale");
+        assert!(groups.iter().flatten().all(|t| !t.contains('k')), "(?i)k also matches the Kelvin sign: {groups:?}");
+        assert_eq!(groups, vec![kw(&["elvin"]), kw(&["cale"])], "nor ſ for (?i)s");
+        assert!(required(r"café\s+menu").iter().flatten().all(|t| t.is_ascii()));
+    }
+
+    proptest::proptest! {
+        /// Whatever text a pattern matches holds a text of each of its required sets, as the
+        /// case-blind prefilter compares them.
+        #[test]
+        fn a_match_always_holds_a_text_of_every_required_set(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "Your", "OPENAI", "policy", "Policies", "rules", "are", "were", "Lifted", "suspended", "kelvin",
+                "\u{212a}elvin", "scale", "broken", "free", "of", "limits", "without", "beyond", "any", "x",
+            ]), 1..10),
+            seps in proptest::collection::vec(proptest::sample::select(vec![" ", "  ", "\t", "\n", "", "."]), 10),
+        ) {
+            let text: String = words.iter().zip(&seps).flat_map(|(w, s)| [*w, *s]).collect();
+            let lower = text.to_ascii_lowercase();
+            for p in [
+                r"(?i)\b(?:openai|your)\s+(?:polic(?:y|ies)|rules)\s+(?:are|were)\s+(?:lifted|suspended)\b",
+                r"broken\s+free\s+of\s+(?:limits|rules)|(?:without|beyond)\s+(?:any\s+)?(?:limits|rules)",
+                r"(?i)kelvin\s+scale",
+                r"(?i)(?:rules|policies)+\s*(?:are)?\s*(?:lifted|free)",
+            ] {
+                if regex::Regex::new(p).unwrap().is_match(&text) {
+                    for group in required(p) {
+                        proptest::prop_assert!(group.iter().any(|t| lower.contains(t.as_str())), "{p} matched {text:?} without any of {group:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
