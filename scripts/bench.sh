@@ -38,8 +38,8 @@ measure() {
     fi
 }
 
-# report NAME: NAME's row. MB per CPU second is the rate per core: `-j1` runs its ordering and
-# output thread beside the worker, so its wall-clock rate is not one core's.
+# report NAME: NAME's row. MB per CPU second is the rate per core (`-j1` runs on one thread, so
+# there the two rates agree; `-j2` adds a reader and the thread that writes output).
 report() {
     local name=$1 best=${BEST[$1]} cpu=${CPU[$1]} rss=${RSS[$1]}
     local mbs per_core
