@@ -80,10 +80,20 @@ run "aihunt scan fixtures/samples (startup)" "$BIN" scan -q --fail-on never fixt
 # the text detectors add is the difference from the -j1 line.
 run "aihunt scan -j1, behaviour rules only" "$BIN" scan -q -j 1 -f ndjson --fail-on never --no-default-rules --rules rules/behavior.toml "$CORPUS"
 
-t() { awk -v n="$1" '$0 ~ "^"n" " {print $NF}' "$WORK/results.txt"; }
+t() { awk -v n="$1 " 'index($0, n) == 1 {print $NF}' "$WORK/results.txt"; }
 j1=$(t "aihunt scan -j1"); j2=$(t "aihunt scan -j2"); rg_t=$(t "rg -c"); jq_t=$(t "jq -c")
 awk -v j1="$j1" -v j2="$j2" -v rg="$rg_t" -v jq="$jq_t" 'BEGIN {
     printf "scaling 1→2 threads: %.2fx   aihunt(-j2)/rg time: %.2fx   jq/aihunt(-j2) speed: %.2fx\n", j1/j2, j2/rg, jq/j2 }'
+# The project's bars, each with what this run measured.
+bar() { awk -v v="$2" -v op="$3" -v goal="$4" -v name="$1" -v unit="$5" 'BEGIN {
+    met = (op == ">=") ? v >= goal : v <= goal
+    printf "bar: %-44s %9.2f%s (%s %s%s)  %s\n", name, v, unit, op, goal, unit, met ? "met" : "NOT met" }'; }
+startup=$(t "aihunt scan (one line, startup)")
+bar "per core, -j1 (MB per CPU second)" "$(awk "BEGIN{print $BYTES/1e6/${CPU["aihunt scan -j1 -f ndjson"]}}")" ">=" 300 ""
+bar "aihunt -j2 time / rg time" "$(awk "BEGIN{print $j2/$rg_t}")" "<=" 3 "x"
+bar "aihunt -j2 speed / jq speed" "$(awk "BEGIN{print $jq_t/$j2}")" ">=" 5 "x"
+bar "scaling, -j1 time / -j2 time" "$(awk "BEGIN{print $j1/$j2}")" ">=" 1.7 "x"
+bar "one-line scan (ms)" "$(awk "BEGIN{print $startup*1000}")" "<=" 50 ""
 
 [ "$BIG_MB" -gt 0 ] || exit 0
 # Peak RSS against input size: what grows is the behavioural detectors' state, up to its bound.
@@ -98,4 +108,5 @@ for bound in default 32; do
     big=$(rss "$BIN" scan -q -j 2 -f ndjson --fail-on never "${extra[@]}" "$BIG")
     awk -v s="$small" -v b="$big" -v bound="$bound" -v mb=100 -v bmb="$BIG_MB" 'BEGIN {
         printf "peak RSS, behaviour bound %-7s  %5d MB input: %4d MB   %5d MB input: %4d MB   ratio %.2f\n", bound, mb, s, bmb, b, b/s }'
+    [ "$bound" = default ] && bar "peak RSS ${BIG_MB} MB / 100 MB input" "$(awk "BEGIN{print $big/$small}")" "<=" 1.2 "x"
 done
