@@ -204,25 +204,28 @@ fn killed_runs_neither_lose_nor_repeat_alerts() {
 
 #[test]
 fn chunk_groups_split_across_runs_are_joined_by_the_next_run() {
-    // The LLM log fixture spreads one message over rows in hour 10 and hour 11.
-    let dir = tempfile::tempdir().unwrap();
-    let src = fixture("samples/insights-logs-gatewayllmlogs");
-    let files = files_below(&src);
-    let (h10, h11) = (&files[0], &files[1]);
-    let tree = dir.path().join("tree");
-    let d10 = tree.join("h=10/PT1H.json");
-    let d11 = tree.join("h=11/PT1H.json");
-    std::fs::create_dir_all(d10.parent().unwrap()).unwrap();
-    std::fs::create_dir_all(d11.parent().unwrap()).unwrap();
-    std::fs::copy(h10, &d10).unwrap();
-    let state = dir.path().join("state.json");
-    let first = run(&["scan", "--state", state.to_str().unwrap(), "-o", dir.path().join("a.ndjson").to_str().unwrap(), tree.to_str().unwrap()]);
-    assert!(first.stderr.contains("still missing chunks will be read again next run"), "{}", first.stderr);
-    assert!(!first.stderr.contains("incomplete_chunks"), "{}", first.stderr);
-    std::fs::copy(h11, &d11).unwrap();
-    let rejects = dir.path().join("rejects.ndjson");
-    let second = run(&["scan", "--state", state.to_str().unwrap(), "--rejects", rejects.to_str().unwrap(), "-o", dir.path().join("b.ndjson").to_str().unwrap(), tree.to_str().unwrap()]);
-    assert_ne!(second.code, 2, "{}", second.stderr);
-    assert!(std::fs::read_to_string(&rejects).unwrap().is_empty(), "the group joined: nothing incomplete");
-    assert!(!second.stderr.contains("still missing chunks"), "{}", second.stderr);
+    // The LLM log fixture spreads one message over rows in hour 10 and hour 11. One thread
+    // reads, joins and writes on its own; more hand batches to a pool.
+    for threads in ["1", "2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = fixture("samples/insights-logs-gatewayllmlogs");
+        let files = files_below(&src);
+        let (h10, h11) = (&files[0], &files[1]);
+        let tree = dir.path().join("tree");
+        let d10 = tree.join("h=10/PT1H.json");
+        let d11 = tree.join("h=11/PT1H.json");
+        std::fs::create_dir_all(d10.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(d11.parent().unwrap()).unwrap();
+        std::fs::copy(h10, &d10).unwrap();
+        let state = dir.path().join("state.json");
+        let first = run(&["scan", "-j", threads, "--state", state.to_str().unwrap(), "-o", dir.path().join("a.ndjson").to_str().unwrap(), tree.to_str().unwrap()]);
+        assert!(first.stderr.contains("still missing chunks will be read again next run"), "-j{threads}: {}", first.stderr);
+        assert!(!first.stderr.contains("incomplete_chunks"), "-j{threads}: {}", first.stderr);
+        std::fs::copy(h11, &d11).unwrap();
+        let rejects = dir.path().join("rejects.ndjson");
+        let second = run(&["scan", "-j", threads, "--state", state.to_str().unwrap(), "--rejects", rejects.to_str().unwrap(), "-o", dir.path().join("b.ndjson").to_str().unwrap(), tree.to_str().unwrap()]);
+        assert_ne!(second.code, 2, "-j{threads}: {}", second.stderr);
+        assert!(std::fs::read_to_string(&rejects).unwrap().is_empty(), "-j{threads}: the group joined: nothing incomplete");
+        assert!(!second.stderr.contains("still missing chunks"), "-j{threads}: {}", second.stderr);
+    }
 }
