@@ -177,21 +177,10 @@ fn collect_required(hir: &Hir, groups: &mut Vec<Vec<String>>) {
         HirKind::Capture(cap) => collect_required(&cap.sub, groups),
         HirKind::Repetition(rep) if rep.min >= 1 => collect_required(&rep.sub, groups),
         HirKind::Concat(parts) => {
-            let mut run = String::new();
-            for p in parts {
-                match ascii_fixed_text(p) {
-                    Some(t) => run.push_str(&t),
-                    None => {
-                        if !run.is_empty() {
-                            groups.push(vec![std::mem::take(&mut run)]);
-                        }
-                        collect_required(p, groups);
-                    }
-                }
+            for p in parts.iter().filter(|p| ascii_fixed_text(p).is_none()) {
+                collect_required(p, groups);
             }
-            if !run.is_empty() {
-                groups.push(vec![run]);
-            }
+            groups.extend(fixed_runs(parts).into_iter().map(|run| vec![run]));
         }
         // A match is one branch's: the n-th set of every branch together is a set it
         // contains a text of, for each n that every branch has.
@@ -234,21 +223,7 @@ fn required_texts(hir: &Hir) -> Option<Vec<String>> {
         }
         HirKind::Concat(parts) => {
             let mut candidates: Vec<Vec<String>> = parts.iter().filter_map(required_texts).collect();
-            // Adjacent fixed parts read as one longer text (`(?i)h` `t` `tp` → `http`).
-            let mut run = String::new();
-            for p in parts {
-                match ascii_fixed_text(p) {
-                    Some(t) => run.push_str(&t),
-                    None => {
-                        if !run.is_empty() {
-                            candidates.push(vec![std::mem::take(&mut run)]);
-                        }
-                    }
-                }
-            }
-            if !run.is_empty() {
-                candidates.push(vec![run]);
-            }
+            candidates.extend(fixed_runs(parts).into_iter().map(|run| vec![run]));
             // The most selective set: all of its texts worth a hit, then its shortest text
             // longest, then the fewest texts.
             candidates.into_iter().max_by_key(|set| {
@@ -257,6 +232,24 @@ fn required_texts(hir: &Hir) -> Option<Vec<String>> {
         }
         _ => None,
     }
+}
+
+/// The texts that runs of adjacent fixed parts of a concatenation spell, each read as one
+/// longer text (`(?i)h` `t` `tp` → `http`).
+fn fixed_runs(parts: &[Hir]) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut run = String::new();
+    for p in parts {
+        match ascii_fixed_text(p) {
+            Some(t) => run.push_str(&t),
+            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
 
 /// The one lower-case ASCII text a node always matches, compared without ASCII case: a literal,
