@@ -123,6 +123,7 @@ struct SurfacePlan {
 struct SpanScratch {
     /// Rules whose keywords occur in the view being matched.
     hit: Vec<bool>,
+    /// The prefilter's per-rule parts, reused from view to view.
     prefilter: PrefilterScratch,
     /// The same for the normalized view of plain text, which the original view reuses.
     normalized_hits: Vec<bool>,
@@ -457,13 +458,14 @@ impl Engine {
         }
     }
 
-    /// Marks (in `hit`, one flag per rule) the rules whose keywords occur in `text`, and the
-    /// rules that have none: the keyword prefilter alone, as the engine runs it on each view.
+    /// Marks (in `hit`, one flag per rule) the rules whose keywords and required texts occur in
+    /// `text`, and the rules that have none: the keyword prefilter alone, as the engine runs it
+    /// on each view.
     pub fn prefilter_hits(&self, text: &str, hit: &mut [bool]) {
         self.prefilter_hits_into(text, &mut PrefilterScratch::default(), hit);
     }
 
-    /// [`Engine::prefilter_hits`] with `parts` for the parts of each rule found.
+    /// [`Engine::prefilter_hits`] with the caller's scratch, kept from text to text.
     fn prefilter_hits_into(&self, text: &str, scratch: &mut PrefilterScratch, hit: &mut [bool]) {
         let PrefilterScratch { parts, touched } = scratch;
         hit.iter_mut().for_each(|h| *h = false);

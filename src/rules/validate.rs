@@ -164,7 +164,9 @@ fn selective_groups(hir: &Hir) -> Vec<Vec<String>> {
         g.dedup();
     }
     groups.retain(|g| !g.is_empty() && g.len() <= MAX_IMPLIED && g.iter().all(|t| t.len() >= 4));
-    groups.sort_by_key(|g| (std::cmp::Reverse(g.iter().map(String::len).min().unwrap_or(0)), g.len()));
+    let selectivity = |g: &Vec<String>| (std::cmp::Reverse(g.iter().map(String::len).min().unwrap_or(0)), g.len());
+    // Then by the texts, so that a set found twice is next to itself and kept once.
+    groups.sort_by(|a, b| selectivity(a).cmp(&selectivity(b)).then_with(|| a.cmp(b)));
     groups.dedup();
     groups
 }
