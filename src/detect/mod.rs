@@ -193,10 +193,7 @@ impl Engine {
             }
             // Keywords and each set of required texts are parts that must all occur: a bit
             // each (a u8 holds the keywords and `validate::required_groups`' at most three).
-            // A set that each keyword contains a text of is found wherever a keyword is.
-            let lower: Vec<String> = prefilter_keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
-            let adds = |set: &&Vec<String>| !lower.iter().all(|k| set.iter().any(|t| k.contains(t.as_str())));
-            let parts = std::iter::once(prefilter_keywords).chain(rule.required_texts.iter().filter(adds).map(Vec::as_slice)).take(8);
+            let parts = std::iter::once(prefilter_keywords).chain(rule.required_texts.iter().map(Vec::as_slice)).take(8);
             for (part, texts) in parts.enumerate() {
                 let bit = 1u8 << part;
                 wake_bits[i] |= bit;

@@ -379,7 +379,12 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         Some(hir) if keywords.is_empty() && !needs_special_char => validate::implied_keywords(hir),
         _ => Vec::new(),
     };
-    let required_texts = hir.map(validate::required_groups).unwrap_or_default();
+    // Only a rule the prefilter wakes by its keywords (given or implied) uses them.
+    let prefilter_keywords = if keywords.is_empty() { &implied_keywords } else { &keywords };
+    let required_texts = match hir {
+        Some(hir) if !prefilter_keywords.is_empty() => validate::required_groups(hir, prefilter_keywords),
+        _ => Vec::new(),
+    };
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
     Ok(Rule {
         id: raw.id,

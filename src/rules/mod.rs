@@ -306,7 +306,8 @@ pub struct Rule {
     /// the prefilter uses in their place (see `validate::implied_keywords`).
     pub implied_keywords: Vec<String>,
     /// Sets of texts every match contains one of each, besides its keywords: the prefilter
-    /// wakes the rule only where each set has one (see `validate::required_groups`).
+    /// wakes the rule only where each set has one (see `validate::required_groups`). Empty for a
+    /// rule without keywords, which runs on every text anyway.
     pub required_texts: Vec<Vec<String>>,
     pub pattern: Option<LazyRegex>,
     pub pattern_source: Option<String>,

@@ -147,9 +147,13 @@ fn selective(text: &str) -> bool {
 /// where all its parts may be (`content policies ... have been lifted` needs a word from
 /// each list, not just "policy"). At most [`MAX_REQUIRED`] sets, the most selective first, each
 /// of texts of four bytes or more: a common short word would cost the prefilter a hit on
-/// nearly every text and filter out nothing.
-pub fn required_groups(hir: &Hir) -> Vec<Vec<String>> {
+/// nearly every text and filter out nothing. A set that each of the rule's `keywords` contains
+/// a text of is found wherever a keyword is, and is left out.
+pub fn required_groups(hir: &Hir, keywords: &[String]) -> Vec<Vec<String>> {
+    let lower: Vec<String> = keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let adds = |set: &Vec<String>| lower.is_empty() || !lower.iter().all(|k| set.iter().any(|t| k.contains(t.as_str())));
     let mut groups = selective_groups(hir);
+    groups.retain(adds);
     groups.truncate(MAX_REQUIRED);
     groups
 }
@@ -521,7 +525,7 @@ mod tests {
     }
 
     fn required(pattern: &str) -> Vec<Vec<String>> {
-        required_groups(&regex_syntax::ParserBuilder::new().build().parse(pattern).unwrap())
+        required_groups(&regex_syntax::ParserBuilder::new().build().parse(pattern).unwrap(), &[])
     }
 
     #[test]
@@ -533,6 +537,9 @@ mod tests {
         assert_eq!(required(r"hooks\.slack\.com/(?:services|workflows)/\w+"), vec![kw(&["hooks.slack.com/"]), kw(&["services", "workflows"])]);
         assert_eq!(required(r"(?:secret\s+)?token\s*=\s*\w{4,}"), vec![kw(&["token"])], "an optional part is not required");
         assert!(required(r"(?:[a-z]+\s+){3}now").is_empty(), "three letters are not selective");
+        // A set the keywords already imply adds nothing to them.
+        let hir = regex_syntax::ParserBuilder::new().build().parse(p).unwrap();
+        assert_eq!(required_groups(&hir, &kw(&["Lifted", "SUSPENDED"])), vec![kw(&["openai", "your"]), kw(&["polic", "rule"])]);
     }
 
     #[test]
