@@ -831,7 +831,7 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
 fn collapse_whitespace(s: &str) -> String {
     if s.is_ascii() {
         let mut out = Vec::with_capacity(s.len());
-        normalize::fold_ascii_spacing(s.as_bytes(), &normalize::SPACED, &mut out);
+        normalize::fold_ascii_spacing(s.as_bytes(), normalize::Fold::Spacing, &mut out);
         if out.last() == Some(&b' ') {
             out.pop();
         }

@@ -524,7 +524,7 @@ fn fold_prompt(text: &str, out: &mut Vec<u8>) {
     if text.is_ascii() {
         // Most prompts are ASCII; decoding each character cost a tenth of the behavioural
         // detectors' time.
-        crate::detect::normalize::fold_ascii_spacing(text.as_bytes(), &crate::detect::normalize::SPACED_FOLDED, out);
+        crate::detect::normalize::fold_ascii_spacing(text.as_bytes(), crate::detect::normalize::Fold::CaseAndDigits, out);
         return;
     }
     fold_chars(text, out);
