@@ -390,9 +390,67 @@ pub fn decode_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     // serde_json on every string serde_json accepts, and also reads lone surrogates
     // (`\ud800`), which truncating writers produce and an attacker can add on purpose, as
     // U+FFFD instead of losing the whole text.
-    let mut out = String::with_capacity(inner.len());
-    read_string_into(inner, 0, &mut out);
-    Some(Cow::Owned(out))
+    Some(Cow::Owned(unescape_validated(inner)))
+}
+
+/// The text of a string body the reader validated (every backslash starts a JSON escape, and
+/// there is no unescaped quote). Bodies logged as JSON inside a JSON string have an escape
+/// every few words: eight bytes are copied at a time, each word written whole and the output
+/// moved on only to the first backslash in it, where a stop per escape (find it, then copy
+/// the run before it) cost twice as much.
+fn unescape_validated(inner: &str) -> String {
+    let b = inner.as_bytes();
+    // No escape decodes to more bytes than it is written with, so the output is never longer
+    // than the input, and is never ahead of it.
+    let mut out = vec![0u8; b.len()];
+    let (mut i, mut o) = (0, 0);
+    while i < b.len() {
+        if let Some(w) = swar::word(b, i) {
+            out[o..o + 8].copy_from_slice(&w.to_le_bytes());
+            let backslashes = swar::zero_bytes(w ^ swar::splat(b'\\'));
+            if backslashes == 0 {
+                i += 8;
+                o += 8;
+                continue;
+            }
+            let run = swar::first(backslashes);
+            i += run;
+            o += run;
+        } else if b[i] != b'\\' {
+            out[o] = b[i];
+            i += 1;
+            o += 1;
+            continue;
+        }
+        // At a backslash, with the escaped character after it.
+        let Some(&escaped) = b.get(i + 1) else { break };
+        let single = match escaped {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'u' => {
+                let (c, used) = unicode_escape(b, i + 2);
+                if o + c.len_utf8() > i + 2 + used {
+                    // Only a broken escape (fewer than four hex digits) could, which the
+                    // reader refuses; were one here, the output would overtake the input.
+                    return read_string(inner, 0).0;
+                }
+                o += c.encode_utf8(&mut out[o..]).len();
+                i += 2 + used;
+                continue;
+            }
+            other => other,
+        };
+        out[o] = single;
+        o += 1;
+        i += 2;
+    }
+    out.truncate(o);
+    // Only ASCII escapes were replaced, by whole characters: the output is UTF-8. Were it
+    // not, the byte-by-byte reader gives the same answer without assuming so.
+    String::from_utf8(out).unwrap_or_else(|_| read_string(inner, 0).0)
 }
 
 
@@ -932,7 +990,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn decoding_agrees_with_serde_json_on_every_valid_string(s in "\\PC{0,40}|[\"\\\\/\\x00-\\x1f a-z\u{e9}\u{1f600}]{0,40}", forms in proptest::collection::vec(0u8..3, 1..8)) {
+        fn decoding_agrees_with_serde_json_on_every_valid_string(s in "\\PC{0,40}|[\"\\\\/\\x00-\\x1f a-z\u{e9}\u{1f600}]{0,80}", forms in proptest::collection::vec(0u8..3, 1..8)) {
             let literal = spell(&s, &forms);
             let d = doc(&literal);
             let by_serde: String = serde_json::from_str(&literal).unwrap();
