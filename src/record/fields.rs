@@ -119,15 +119,19 @@ pub fn localizable(raw: Option<Raw<'_>>) -> Option<String> {
 /// (`modelDeploymentName_s`, `durationMs_d`, `AssetIdentity_g`).
 pub fn la_text(obj: &Obj<'_>, name: &str) -> Option<String> {
     obj.text(&[name]).or_else(|| {
-        // Most records have none of these columns: one pass over the keys rules them out
-        // without building the five suffixed names.
+        // Most records have none of these columns: the object's key filter, then one pass
+        // over its keys, rule them out without building the five suffixed names. (Asked for
+        // every absent field of every gateway record, the pass alone was nearly 2% of a scan.)
+        const SUFFIXES: [&str; 5] = ["_s", "_d", "_g", "_b", "_t"];
+        let first = name.bytes().next().unwrap_or(b'_');
+        if !obj.may_have_key_like(name.len() + 2, first, &SUFFIXES.map(|s| s.as_bytes()[1])) {
+            return None;
+        }
         let suffixed = |k: &str| k.len() == name.len() + 2 && k.is_char_boundary(name.len()) && k[..name.len()].eq_ignore_ascii_case(name);
         if !obj.keys().any(|k| suffixed(&k)) {
             return None;
         }
-        ["_s", "_d", "_g", "_b", "_t"]
-            .iter()
-            .find_map(|suffix| obj.text(&[&format!("{name}{suffix}")]))
+        SUFFIXES.iter().find_map(|suffix| obj.text(&[&format!("{name}{suffix}")]))
     })
 }
 
@@ -264,6 +268,20 @@ mod tests {
                 proptest::prop_assert_eq!(caller_ip(&text), Some((canonical(ip), false)));
             }
         }
+    }
+
+    #[test]
+    fn log_analytics_columns_are_found_with_any_type_suffix_and_case() {
+        let doc = crate::record::json::Doc::parse(r#"{"DurationMs_d":12,"Model_s":"gpt-4o","method":"POST","x":1,"ab":2,"a_s":3}"#).unwrap();
+        let obj = doc.obj().unwrap();
+        assert_eq!(la_text(&obj, "durationMs").as_deref(), Some("12"));
+        assert_eq!(la_text(&obj, "model").as_deref(), Some("gpt-4o"));
+        assert_eq!(la_text(&obj, "method").as_deref(), Some("POST"), "unsuffixed first");
+        assert_eq!(la_text(&obj, "backendUrl"), None);
+        assert_eq!(la_text(&obj, "a").as_deref(), Some("3"));
+        // Absent names whose suffixed spelling shares a length and first letter with a key.
+        assert_eq!(la_text(&obj, "Dx"), None);
+        assert_eq!(la_text(&obj, "Modex"), None);
     }
 
     #[test]

@@ -63,8 +63,13 @@ static EMPTY_OBJECT: [Node; 1] = [Node { start: 0, end: 2, size: 1, key_start: 0
 /// A key's bit in its object's [`Node::key_bits`]: from its length and its first and last
 /// bytes, without regard to ASCII case, as lookups compare keys.
 fn key_bit(key: &[u8]) -> u16 {
-    let (first, last) = (key.first().copied().unwrap_or(0) | 0x20, key.last().copied().unwrap_or(0) | 0x20);
-    let mixed = (key.len() as u32).wrapping_mul(0x9E37_79B1) ^ u32::from(first).wrapping_mul(0x85EB_CA77) ^ u32::from(last).wrapping_mul(0xC2B2_AE3D);
+    key_shape_bit(key.len(), key.first().copied().unwrap_or(0), key.last().copied().unwrap_or(0))
+}
+
+/// [`key_bit`] of any key of `len` bytes that starts with `first` and ends with `last`.
+fn key_shape_bit(len: usize, first: u8, last: u8) -> u16 {
+    let (first, last) = (first | 0x20, last | 0x20);
+    let mixed = (len as u32).wrapping_mul(0x9E37_79B1) ^ u32::from(first).wrapping_mul(0x85EB_CA77) ^ u32::from(last).wrapping_mul(0xC2B2_AE3D);
     1 << (mixed >> 28)
 }
 
@@ -351,6 +356,14 @@ impl<'a> Obj<'a> {
 
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// Whether the object may have a key of `len` bytes that starts with `first` and ends with
+    /// one of `lasts` (without regard to ASCII case); `false` means it surely has none, known
+    /// without a look at its keys.
+    pub fn may_have_key_like(&self, len: usize, first: u8, lasts: &[u8]) -> bool {
+        let bits = self.raw.node().key_bits;
+        lasts.iter().any(|&last| bits & key_shape_bit(len, first, last) != 0)
     }
 
     /// A scalar field as text: strings are decoded, numbers and booleans keep their JSON
