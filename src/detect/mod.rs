@@ -804,11 +804,14 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
         if !rule.surfaces.contains(&span.surface) {
             continue;
         }
-        let view = normalize::normalize(&span.text[..floor_boundary(&span.text, ECHO_MAX_TEXT)]);
-        // Match on the view with whitespace intact: windows hold single spaces, so compare
-        // against a collapsed copy and accept any hit.
-        let collapsed = collapse_whitespace(&view.text);
+        let text = &span.text[..floor_boundary(&span.text, ECHO_MAX_TEXT)];
+        // Windows hold single spaces, so compare against a collapsed copy of the normalized
+        // view. Plain text is collapsed and lower-cased in one pass, and its view is made only
+        // for a hit: every response of every record is compared.
+        let plain = normalize::is_plain(text);
+        let collapsed = if plain { collapse_lowered(text) } else { collapse_whitespace(&normalize::normalize_known(text, false).text) };
         if let Some(m) = ac.find(collapsed.as_str()) {
+            let view = normalize::normalize_known(text, plain);
             let leaked = &collapsed[m.range()];
             let start = view.text.find(leaked.split(' ').next().unwrap_or(leaked)).unwrap_or(0);
             return Some(Detection {
@@ -830,12 +833,7 @@ fn system_prompt_echo(record: &Record, rule: &Rule, index: usize) -> Option<Dete
 /// `split_whitespace` joined by spaces, in one pass without a list of words.
 fn collapse_whitespace(s: &str) -> String {
     if s.is_ascii() {
-        let mut out = Vec::with_capacity(s.len());
-        normalize::fold_ascii_spacing(s.as_bytes(), normalize::Fold::Spacing, &mut out);
-        if out.last() == Some(&b' ') {
-            out.pop();
-        }
-        return String::from_utf8(out).unwrap_or_default();
+        return collapse_ascii(s, normalize::Fold::Spacing);
     }
     let mut out = String::with_capacity(s.len());
     for word in s.split_whitespace() {
@@ -845,6 +843,20 @@ fn collapse_whitespace(s: &str) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// [`collapse_whitespace`] of the normalized view of plain text (its lower-case copy).
+fn collapse_lowered(plain: &str) -> String {
+    collapse_ascii(plain, normalize::Fold::Case)
+}
+
+fn collapse_ascii(s: &str, fold: normalize::Fold) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    normalize::fold_ascii_spacing(s.as_bytes(), fold, &mut out);
+    if out.last() == Some(&b' ') {
+        out.pop();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Whether every condition of a rule holds (a rule without conditions always passes), without
@@ -1069,6 +1081,12 @@ mod tests {
         #[test]
         fn whitespace_collapses_as_split_whitespace_joins(s in "([a-z]{0,3}|[ \t\n\r\u{0b}\u{0c}]{1,2}|\u{a0}|\u{2003}|é){0,12}") {
             proptest::prop_assert_eq!(collapse_whitespace(&s), s.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+
+        #[test]
+        fn plain_text_collapses_lowered_as_its_normalized_view_collapses(s in "([a-zA-Z0-9]{0,9}|[ \t\n\r]{1,3}|[!-/]){0,16}") {
+            proptest::prop_assume!(normalize::is_plain(&s));
+            proptest::prop_assert_eq!(collapse_lowered(&s), collapse_whitespace(&normalize::normalize(&s).text));
         }
     }
 }

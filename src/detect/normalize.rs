@@ -147,6 +147,8 @@ pub const fn is_ascii_char_whitespace(b: u8) -> bool {
 pub enum Fold {
     /// Every byte as it is (whitespace as a space).
     Spacing,
+    /// Letters in lower case: the normalized view of plain text, collapsed.
+    Case,
     /// Letters in lower case and every digit as `0`: prompts that differ in a counter fold
     /// alike.
     CaseAndDigits,
@@ -156,26 +158,29 @@ impl Fold {
     fn table(self) -> &'static [u8; 256] {
         match self {
             Fold::Spacing => &SPACED,
+            Fold::Case => &SPACED_LOWER,
             Fold::CaseAndDigits => &SPACED_FOLDED,
         }
     }
 }
 
 /// ASCII bytes as [`Fold::Spacing`] writes them: whitespace is a space, everything else itself.
-const SPACED: [u8; 256] = spacing_table(false);
+const SPACED: [u8; 256] = spacing_table(false, false);
+/// ASCII bytes as [`Fold::Case`] writes them.
+const SPACED_LOWER: [u8; 256] = spacing_table(true, false);
 /// ASCII bytes as [`Fold::CaseAndDigits`] writes them.
-const SPACED_FOLDED: [u8; 256] = spacing_table(true);
+const SPACED_FOLDED: [u8; 256] = spacing_table(true, true);
 
-const fn spacing_table(fold: bool) -> [u8; 256] {
+const fn spacing_table(lower: bool, digits: bool) -> [u8; 256] {
     let mut table = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
         table[i] = if is_ascii_char_whitespace(b) {
             b' '
-        } else if fold && b.is_ascii_digit() {
+        } else if digits && b.is_ascii_digit() {
             b'0'
-        } else if fold {
+        } else if lower {
             b.to_ascii_lowercase()
         } else {
             b
@@ -210,6 +215,7 @@ pub fn fold_ascii_spacing(text: &[u8], fold: Fold, out: &mut Vec<u8>) {
         if ascii_swar::in_range(w, 0x09, 0x0d) | doubled | leading == 0 {
             let mapped = match fold {
                 Fold::Spacing => w,
+                Fold::Case => ascii_swar::fold_case(w),
                 Fold::CaseAndDigits => ascii_swar::fold_case_and_digits(w),
             };
             written_to[written..written + 8].copy_from_slice(&mapped.to_le_bytes());
@@ -259,9 +265,13 @@ mod ascii_swar {
 
     /// Letters in lower case, digits as `0`.
     pub fn fold_case_and_digits(w: u64) -> u64 {
-        let upper = in_range(w, b'A', b'Z');
         let digits = (in_range(w, b'0', b'9') >> 7) * 0xff;
-        ((w | (upper >> 2)) & !digits) | (digits & (ONES * u64::from(b'0')))
+        (fold_case(w) & !digits) | (digits & (ONES * u64::from(b'0')))
+    }
+
+    /// Letters in lower case.
+    pub fn fold_case(w: u64) -> u64 {
+        w | (in_range(w, b'A', b'Z') >> 2)
     }
 }
 
@@ -472,14 +482,16 @@ mod tests {
         #[test]
         fn spacing_is_folded_word_by_word_as_char_by_char(text in "([A-Za-z0-9]{1,12}|[ ]{1,3}|[\t\n\x0b\x0c\r]|[!-/:-@]){0,40}", keep in "[a-z ]{0,9}") {
             // Any earlier output is kept and does not change how the text starts.
-            for (fold, digits_and_case) in [(Fold::Spacing, false), (Fold::CaseAndDigits, true)] {
+            for fold in [Fold::Spacing, Fold::Case, Fold::CaseAndDigits] {
                 let mut out = keep.clone().into_bytes();
                 fold_ascii_spacing(text.as_bytes(), fold, &mut out);
-                let words: Vec<String> = text
-                    .split(|c: char| c.is_whitespace())
-                    .filter(|w| !w.is_empty())
-                    .map(|w| if digits_and_case { w.chars().map(|c| if c.is_ascii_digit() { '0' } else { c.to_ascii_lowercase() }).collect() } else { w.to_string() })
-                    .collect();
+                let folded = |c: char| match fold {
+                    Fold::Spacing => c,
+                    Fold::Case => c.to_ascii_lowercase(),
+                    Fold::CaseAndDigits if c.is_ascii_digit() => '0',
+                    Fold::CaseAndDigits => c.to_ascii_lowercase(),
+                };
+                let words: Vec<String> = text.split(|c: char| c.is_whitespace()).filter(|w| !w.is_empty()).map(|w| w.chars().map(folded).collect()).collect();
                 let mut expected = keep.clone() + &words.join(" ");
                 if text.ends_with(|c: char| c.is_whitespace()) && !words.is_empty() {
                     expected.push(' ');
