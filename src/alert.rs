@@ -677,10 +677,20 @@ fn is_guid(s: &str) -> bool {
     s.len() == 36 && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
-fn strip_nulls(v: Value) -> Value {
+/// `v` without the null members of its objects, at any depth (array elements stay). In place:
+/// rebuilding every object of every alert was two fifths of the time spent assembling it.
+fn strip_nulls(mut v: Value) -> Value {
+    strip_nulls_in(&mut v);
+    v
+}
+
+fn strip_nulls_in(v: &mut Value) {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
-        other => other,
+        Value::Object(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(strip_nulls_in);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls_in),
+        _ => {}
     }
 }
