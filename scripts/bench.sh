@@ -69,6 +69,11 @@ done
 report "aihunt scan -j1 -f ndjson"
 report "aihunt scan -j2 -f ndjson"
 run "rg -c -F -i -f KEYWORDS"          rg -c -F -i -f "$WORK/keywords.txt" "$CORPUS"
+# `rg -c` (the bar's command) stops at the first keyword of each line, and every line of the
+# corpus has one in its JSON envelope (`:`, `/` and `*` are keywords), so it measures little
+# more than splitting lines. Counting every occurrence reads each line to its end, as aihunt's
+# prefilter reads each text: the like-for-like cost of the keyword search alone.
+run "rg --count-matches -F -i -f KEYWORDS" rg --count-matches -F -i -f "$WORK/keywords.txt" "$CORPUS"
 run "jq -c ."                          jq -c . "$CORPUS"
 run "aihunt scan (one line, startup)"  "$BIN" scan -q --fail-on never fixtures/samples/insights-logs-audit
 # A record with prompt text also pays for compiling the regexes its keywords reach: this one
@@ -82,8 +87,10 @@ run "aihunt scan -j1, behaviour rules only" "$BIN" scan -q -j 1 -f ndjson --fail
 
 t() { awk -v n="$1 " 'index($0, n) == 1 {print $NF}' "$WORK/results.txt"; }
 j1=$(t "aihunt scan -j1"); j2=$(t "aihunt scan -j2"); rg_t=$(t "rg -c"); jq_t=$(t "jq -c")
-awk -v j1="$j1" -v j2="$j2" -v rg="$rg_t" -v jq="$jq_t" 'BEGIN {
-    printf "scaling 1→2 threads: %.2fx   aihunt(-j2)/rg time: %.2fx   jq/aihunt(-j2) speed: %.2fx\n", j1/j2, j2/rg, jq/j2 }'
+rg_all=$(t "rg --count-matches")
+awk -v j1="$j1" -v j2="$j2" -v rg="$rg_t" -v jq="$jq_t" -v rg_all="$rg_all" 'BEGIN {
+    printf "scaling 1→2 threads: %.2fx   aihunt(-j2)/rg time: %.2fx   jq/aihunt(-j2) speed: %.2fx\n", j1/j2, j2/rg, jq/j2
+    printf "aihunt(-j1)/rg --count-matches time (one thread each, every keyword occurrence): %.2fx\n", j1/rg_all }'
 # The project's bars, each with what this run measured.
 bar() { awk -v v="$2" -v op="$3" -v goal="$4" -v name="$1" -v unit="$5" 'BEGIN {
     met = (op == ">=") ? v >= goal : v <= goal
