@@ -198,6 +198,8 @@ const fn spacing_table(lower: bool, digits: bool) -> [u8; 256] {
 /// repeated system prompt and every user prompt to fingerprint it: byte by byte throughout,
 /// this was 4% of the instructions of a scan of gateway logs.
 pub fn fold_ascii_spacing(text: &[u8], fold: Fold, out: &mut Vec<u8>) {
+    // The word tests are exact only on ASCII; every caller asks `is_ascii` first.
+    debug_assert!(text.is_ascii());
     let table = fold.table();
     let start = out.len();
     out.resize(start + text.len(), 0);
