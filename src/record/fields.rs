@@ -282,6 +282,9 @@ mod tests {
         // Absent names whose suffixed spelling shares a length and first letter with a key.
         assert_eq!(la_text(&obj, "Dx"), None);
         assert_eq!(la_text(&obj, "Modex"), None);
+        // A key spelled with an escape is still found (its object's key filter lets all pass).
+        let doc = crate::record::json::Doc::parse(r#"{"Model\u005fs":"gpt-4o"}"#).unwrap();
+        assert_eq!(la_text(&doc.obj().unwrap(), "model").as_deref(), Some("gpt-4o"));
     }
 
     #[test]
