@@ -379,14 +379,8 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         Some(hir) if keywords.is_empty() && !needs_special_char => validate::implied_keywords(hir),
         _ => Vec::new(),
     };
-    // Only a rule the prefilter wakes by its keywords (given or implied) uses them.
-    let prefilter_keywords = if keywords.is_empty() { &implied_keywords } else { &keywords };
-    let required_texts = match hir {
-        Some(hir) if !prefilter_keywords.is_empty() => validate::required_groups(hir, prefilter_keywords),
-        _ => Vec::new(),
-    };
     let alert_type = raw.alert_type.unwrap_or_else(|| format!("AIHunt.{}.Rule", camel(threat.as_str())));
-    Ok(Rule {
+    let mut rule = Rule {
         id: raw.id,
         title: raw.title,
         description: raw.description,
@@ -395,7 +389,7 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         surfaces,
         keywords,
         implied_keywords,
-        required_texts,
+        required_texts: Vec::new(),
         pattern_source: raw.pattern,
         pattern,
         view,
@@ -420,7 +414,13 @@ fn compile_rule(raw: RawRule, file: &str, parsed: &mut Parsed) -> Result<Rule, S
         examples_no_match: examples.no_match,
         examples_intel: examples_intel(&examples.intel)?,
         file: file.to_owned(),
-    })
+    };
+    // Only a rule the prefilter wakes by its keywords (given or implied) uses them.
+    let prefilter_keywords = RuleSet::prefilter_keywords(&rule);
+    if let (Some(hir), false) = (hir, prefilter_keywords.is_empty()) {
+        rule.required_texts = validate::required_groups(hir, prefilter_keywords);
+    }
+    Ok(rule)
 }
 
 fn examples_intel(map: &BTreeMap<String, Vec<String>>) -> Result<Vec<(String, String)>, String> {
