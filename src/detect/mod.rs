@@ -9,6 +9,7 @@ pub mod behavior;
 pub mod conditions;
 pub mod decode;
 pub mod gate;
+mod keywords;
 mod memo;
 pub mod normalize;
 pub mod urls;
@@ -17,12 +18,13 @@ pub mod validators;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::intel::Intel;
 use crate::record::{Record, Surface};
 use crate::rules::{Check, Checksum, Rule, RuleSet, Severity, TextView, Threat, UrlTest, Validate};
 use gate::Gate;
+use keywords::KeywordSearcher;
 pub use memo::TextMemo;
 use normalize::{View, ViewOrigin};
 
@@ -70,7 +72,7 @@ pub struct Engine {
     /// The keyword automaton over `keywords`, built on first use (a scan of records without
     /// text never needs one) and of the kind the input size calls for; `None` when the pack
     /// is too large for any, and then every keyword rule runs.
-    prefilter: std::sync::OnceLock<Option<AhoCorasick>>,
+    prefilter: std::sync::OnceLock<Option<KeywordSearcher>>,
     keywords: Vec<String>,
     /// Keyword pattern id → the rules it wakes part of, each with the bit of the part: bit 0
     /// for the rule's keywords, one more for each of its required texts.
@@ -261,19 +263,8 @@ impl Engine {
         self
     }
 
-    fn prefilter(&self) -> Option<&AhoCorasick> {
-        self.prefilter
-            .get_or_init(|| {
-                // Standard match kind + overlapping search: every keyword occurrence counts,
-                // even inside a longer keyword. A DFA takes one table lookup per byte where the
-                // NFA follows failure links (a third less prefilter time on the benchmark
-                // corpus), but takes four times as long to build. A pack too large for a DFA
-                // gets the NFA.
-                let build = |kind| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&self.keywords);
-                let first = if self.small_input { AhoCorasickKind::ContiguousNFA } else { AhoCorasickKind::DFA };
-                build(Some(first)).or_else(|_| build(None)).ok()
-            })
-            .as_ref()
+    fn prefilter(&self) -> Option<&KeywordSearcher> {
+        self.prefilter.get_or_init(|| KeywordSearcher::new(&self.keywords, self.small_input)).as_ref()
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -473,16 +464,14 @@ impl Engine {
             parts.resize(self.wake_bits.len(), 0);
             touched.clear();
             match self.prefilter() {
-                Some(ac) => {
-                    for m in ac.find_overlapping_iter(text) {
-                        for &(r, bit) in &self.keyword_rules[m.pattern().as_usize()] {
-                            if parts[r] == 0 {
-                                touched.push(r);
-                            }
-                            parts[r] |= bit;
+                Some(searcher) => searcher.for_each_in(text.as_bytes(), |keyword| {
+                    for &(r, bit) in &self.keyword_rules[keyword] {
+                        if parts[r] == 0 {
+                            touched.push(r);
                         }
+                        parts[r] |= bit;
                     }
-                }
+                }),
                 None => {
                     parts.copy_from_slice(&self.wake_bits);
                     touched.extend((0..parts.len()).filter(|&r| parts[r] != 0));
@@ -931,8 +920,8 @@ mod tests {
             hits += a.iter().filter(|h| **h).count() - small.always.len();
         }
         assert!(hits > texts.len(), "keywords hit ({hits} in {} texts)", texts.len());
-        let kind = |e: &Engine| e.prefilter().map(|ac| ac.kind());
-        assert_eq!((kind(&small), kind(&large)), (Some(AhoCorasickKind::ContiguousNFA), Some(AhoCorasickKind::DFA)));
+        let kind = |e: &Engine| e.prefilter().map(KeywordSearcher::kind);
+        assert_eq!((kind(&small), kind(&large)), (Some(keywords::MachineKind::Contiguous), Some(keywords::MachineKind::Dfa)));
     }
 
     #[test]
