@@ -125,12 +125,20 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let ctx = AlertContext { created: "2026-11-25T00:00:00Z".into(), no_redact: false, service_source: "unknown".into() };
-    let found: Vec<_> = records.iter().flat_map(|r| engine.findings(r).into_iter().map(move |f| (r, f))).take(200).collect();
+    let found: Vec<_> = records
+        .iter()
+        .flat_map(|r| {
+            let detections = engine.detections(r);
+            let secrets = Arc::new(alert::Secrets::of(&engine, &detections));
+            engine.findings_of(detections).into_iter().map(move |f| (r, f, Arc::clone(&secrets)))
+        })
+        .take(200)
+        .collect();
     let mut g = c.benchmark_group("report");
     g.sample_size(20);
     for (name, format) in [("ndjson", Format::Ndjson), ("csv", Format::Csv), ("sentinel", Format::Sentinel)] {
         g.bench_function(name, |b| {
-            b.iter(|| found.iter().map(|(r, f)| encode(format, &alert::build(&engine, r, f, &ctx)).len()).sum::<usize>())
+            b.iter(|| found.iter().map(|(r, f, secrets)| encode(format, &alert::build(&engine, r, f, secrets, &ctx)).len()).sum::<usize>())
         });
     }
     g.finish();

@@ -83,8 +83,34 @@ struct Evidence {
     fields: Map<String, Value>,
 }
 
-/// Builds the alert for one finding on one record.
-pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertContext) -> AlertOut {
+/// Where a record's texts hold secrets and personal data: every match of a credential or
+/// sensitive-data rule, reported or not (a finding under its threshold still found a secret).
+/// Every alert's evidence redacts them wherever its excerpt reaches them.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// The span index and the byte range in that span's text.
+    found: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl Secrets {
+    /// The secrets among a record's detections (all of them, before thresholds).
+    pub fn of(engine: &Engine, detections: &[Detection]) -> Secrets {
+        let found = detections
+            .iter()
+            .filter(|d| is_sensitive(engine.rule(d.rule).threat))
+            .filter_map(|d| Some((d.span?, d.range.clone())))
+            .collect();
+        Secrets { found }
+    }
+
+    fn in_span(&self, span: usize) -> Vec<std::ops::Range<usize>> {
+        self.found.iter().filter(|(s, _)| *s == span).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+/// Builds the alert for one finding on one record; `secrets` are the record's (see
+/// [`Secrets::of`]).
+pub fn build(engine: &Engine, record: &Record, finding: &Finding, secrets: &Secrets, ctx: &AlertContext) -> AlertOut {
     let primary = primary_detection(engine, finding);
     let rule = engine.rule(primary.rule);
     let mut rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
@@ -140,22 +166,16 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, ctx: &AlertCon
     put("deployment", json!(record.deployment));
     put("model", json!(record.model));
     put("surface", json!(surface_name));
-    let keep_secret = ctx.no_redact || !is_sensitive(finding.threat);
-    // Other secrets and personal data matched in the same text (by this finding or by another
-    // sensitive rule) are redacted too when they fall inside the excerpt around the match.
-    // Sensitive findings are rare, so matching the record again here costs little.
-    let other_secrets: Vec<std::ops::Range<usize>> = if keep_secret || primary.span.is_none() {
-        Vec::new()
-    } else {
-        engine
-            .detections(record)
-            .into_iter()
-            .chain(finding.detections.iter().cloned())
-            .filter(|d| d.span == primary.span && is_sensitive(engine.rule(d.rule).threat))
-            .map(|d| d.range)
-            .collect()
+    // A credential or personal-data finding's match is the secret. The text's other secrets
+    // are redacted wherever the excerpt reaches them, whatever the finding: a jailbreak's
+    // context, or a match that runs over a key, must not show the key the credential alert
+    // hides.
+    let secret_match = !ctx.no_redact && is_sensitive(finding.threat);
+    let other_secrets = match primary.span {
+        Some(span) if !ctx.no_redact => secrets.in_span(span),
+        _ => Vec::new(),
     };
-    if let Some(e) = prompt_evidence(record, primary, keep_secret, &other_secrets) {
+    if let Some(e) = prompt_evidence(record, primary, secret_match, &other_secrets) {
         put("promptEvidence", json!(e));
     }
     if let Some(by) = primary.revealed_by {
@@ -427,17 +447,16 @@ fn is_sensitive(threat: Threat) -> bool {
 }
 
 /// A short excerpt of the original text around the match, the match marked «like this»,
-/// invisible and control characters shown as escapes, secrets redacted (the match, and any
-/// of `other_secrets` that reach into the excerpt).
-fn prompt_evidence(record: &Record, d: &Detection, keep_secret: bool, other_secrets: &[std::ops::Range<usize>]) -> Option<String> {
+/// invisible and control characters shown as escapes, secrets redacted (the whole match when
+/// it is the secret, and any of `other_secrets` the excerpt reaches).
+fn prompt_evidence(record: &Record, d: &Detection, secret_match: bool, other_secrets: &[std::ops::Range<usize>]) -> Option<String> {
     let span = record.surfaces.get(d.span?)?;
     let text = &span.text;
     let start = crate::detect::floor_boundary(text, d.range.start);
     let end = ceil(text, d.range.end.min(text.len()).max(start));
     let before_start = back_chars(text, start, EVIDENCE_CONTEXT);
     let after_end = forward_chars(text, end, EVIDENCE_CONTEXT);
-    let matched = &text[start..end];
-    let shown = if keep_secret { terminal::escape(matched).into_owned() } else { redact(matched) };
+    let shown = if secret_match { redact(&text[start..end]) } else { escape_redacting(text, start, end, other_secrets) };
     Some(format!(
         "{}{}«{}»{}{}",
         if before_start > 0 { "…" } else { "" },

@@ -49,12 +49,14 @@ pub fn log_file(data: &[u8]) {
     let mut memo = TextMemo::default();
     let detect = |record: &Record, behavior: &mut Behavior, memo: &mut TextMemo| {
         let mut attack = false;
-        let findings = engine.findings_memo(record, memo);
+        let detections = engine.detections_memo(record, memo);
+        let secrets = alert::Secrets::of(engine, &detections);
+        let findings = engine.findings_of(detections);
         // The oracle for the memo of matched texts: it may save work, never change a finding.
         let unmemoized = engine.findings(record);
         assert_eq!(format!("{findings:?}"), format!("{unmemoized:?}"), "the text memo changed what was found");
         for finding in findings {
-            let built = alert::build(engine, record, &finding, &ctx);
+            let built = alert::build(engine, record, &finding, &secrets, &ctx);
             let _ = crate::report::formats::encode(crate::report::formats::Format::Csv, &built);
             attack = true;
         }

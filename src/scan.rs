@@ -128,8 +128,10 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
                 }
             }
             let mut attack = false;
-            for finding in engine.findings_memo(record, memo) {
-                let built = alert::build(&engine, record, &finding, &ctx);
+            let detections = engine.detections_memo(record, memo);
+            let secrets = alert::Secrets::of(&engine, &detections);
+            for finding in engine.findings_of(detections) {
+                let built = alert::build(&engine, record, &finding, &secrets, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();
                 if !suppressions.is_empty() && suppressions.matching(&built.meta.id, &rule_ids, record).is_some() {
                     out.push(Emitted::Suppressed);

@@ -611,7 +611,12 @@ impl Engine {
 
     /// [`Engine::findings`] with a memo of texts already matched (see [`Engine::detections_memo`]).
     pub fn findings_memo(&self, record: &Record, memo: &mut TextMemo) -> Vec<Finding> {
-        let detections = self.detections_memo(record, memo);
+        self.findings_of(self.detections_memo(record, memo))
+    }
+
+    /// A record's detections grouped into findings, for a caller that needs the detections
+    /// too (alert evidence redacts every secret a text holds, reported or not).
+    pub fn findings_of(&self, detections: Vec<Detection>) -> Vec<Finding> {
         let mut groups: Vec<Finding> = Vec::new();
         for d in detections {
             let rule = &self.rules.rules[d.rule];

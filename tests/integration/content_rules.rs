@@ -162,6 +162,9 @@ fn data_poisoning_in_fine_tuning_data() {
     assert_eq!(matched(a), ["POISON-INJECT-001"], "a planted instruction in a tool description");
     let a = expect(&alerts, 3, "data_poisoning", "model_response", t);
     assert!(matched(a).contains(&"POISON-SECRET-002".to_owned()), "{:?}", matched(a));
+    // The poisoning rule's match is the password the credential rule found: redacted here too.
+    let evidence = a["additionalData"]["promptEvidence"].as_str().unwrap();
+    assert!(evidence.contains("«T7#q…[REDACTED 16 chars]»") && !evidence.contains("T7#qLz2"), "{evidence}");
     let a = expect(&alerts, 4, "data_poisoning", "user_prompt", t);
     assert!(matched(a).contains(&"POISON-TOKEN-001".to_owned()), "{:?}", matched(a));
     quiet(&alerts, 5, "a safety-tuning turn asking for the system prompt");
