@@ -27,4 +27,5 @@ pub mod scan;
 pub mod state;
 pub mod stats;
 pub mod suppress;
+mod swar;
 pub mod traffic;

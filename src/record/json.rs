@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::swar;
+
 /// One value's place in its document: the byte range of its text, how many values its subtree
 /// holds (itself included), which is how far away the next value at its level is, and whether
 /// a string holds an escape. A value in an object also carries its key: where the key's text
@@ -529,40 +531,6 @@ fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
         i += 8;
     }
     memchr::memchr2(b'"', b'\\', b.get(i..)?).map(|n| i + n)
-}
-
-/// Eight bytes at a time in a `u64`: the bit tricks the string scanners share.
-mod swar {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-    /// The eight bytes at `i`, if there are eight.
-    pub(super) fn word(b: &[u8], i: usize) -> Option<u64> {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(b.get(i..i + 8)?);
-        Some(u64::from_le_bytes(word))
-    }
-
-    /// `byte` in every byte.
-    pub(super) fn splat(byte: u8) -> u64 {
-        ONES * u64::from(byte)
-    }
-
-    /// High bit set in each byte of `w` that is zero; exact up to and including the lowest
-    /// such byte, which is the only one read.
-    pub(super) fn zero_bytes(w: u64) -> u64 {
-        w.wrapping_sub(ONES) & !w & HIGHS
-    }
-
-    /// High bit set in each byte of `w` below 0x20 (exact up to the lowest, as above).
-    pub(super) fn below_space(w: u64) -> u64 {
-        w.wrapping_sub(splat(0x20)) & !w & HIGHS
-    }
-
-    /// The offset of the lowest byte marked in `stops`.
-    pub(super) fn first(stops: u64) -> usize {
-        (stops.trailing_zeros() / 8) as usize
-    }
 }
 
 /// Decodes the hex digits of a `\u` escape at `i` (and a following low surrogate); returns
