@@ -84,6 +84,14 @@ run "aihunt scan fixtures/samples (startup)" "$BIN" scan -q --fail-on never fixt
 # Reading, parsing, normalizing and the behavioural detectors, without the text rules: what
 # the text detectors add is the difference from the -j1 line.
 run "aihunt scan -j1, behaviour rules only" "$BIN" scan -q -j 1 -f ndjson --fail-on never --no-default-rules --rules rules/behavior.toml "$CORPUS"
+# Every prompt an attack and every answer holding a key (`gen --hostile`): each record raises
+# alerts, the worst case for building and writing them. Its own 20 MB corpus and rate.
+HOSTILE="$WORK/hostile-20mb.jsonl"
+[ -f "$HOSTILE" ] || "$BIN" gen -o "$HOSTILE" --size-mb 20 --seed 42 --hostile
+CORPUS_BYTES=$BYTES
+BYTES=$(stat -c %s "$HOSTILE")
+run "aihunt scan -j1, every record hostile (20 MB)" "$BIN" scan -q -j 1 -f ndjson --fail-on never "$HOSTILE"
+BYTES=$CORPUS_BYTES
 
 t() { awk -v n="$1 " 'index($0, n) == 1 {print $NF}' "$WORK/results.txt"; }
 j1=$(t "aihunt scan -j1"); j2=$(t "aihunt scan -j2"); rg_t=$(t "rg -c"); jq_t=$(t "jq -c")

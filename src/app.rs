@@ -32,9 +32,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Inspect(args) => inspect(&args.input),
         Command::Rules(cmd) => crate::rules_cmd::run(cmd),
         Command::Eval { dir, rules, json, show_missed } => crate::eval::run(&dir, &rules, json, show_missed),
-        Command::Gen { output, traffic, size_mb, seed } => match (traffic, output) {
+        Command::Gen { output, traffic, size_mb, seed, hostile } => match (traffic, output) {
             (Some(dir), _) => crate::traffic::run(&dir, seed.unwrap_or(crate::traffic::DEFAULT_SEED)),
-            (None, Some(file)) => crate::gen::run(&file, size_mb, seed.unwrap_or(1)),
+            (None, Some(file)) => crate::gen::run(&file, size_mb, seed.unwrap_or(1), hostile),
             (None, None) => anyhow::bail!("gen needs -o FILE or --traffic DIR"),
         },
     }

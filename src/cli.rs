@@ -48,6 +48,11 @@ pub enum Command {
         /// Default: 1 for the corpus, 7 for --traffic.
         #[arg(long)]
         seed: Option<u64>,
+        /// Make every prompt an attack and every answer hold a storage key, so that every
+        /// record raises alerts: the worst case for a scan's output side (the default corpus
+        /// has 2% attacks and 0.5% keys).
+        #[arg(long, conflicts_with = "traffic")]
+        hostile: bool,
     },
     /// Measure detection quality on labelled corpora (JSON Lines with id, text, label).
     Eval {

@@ -353,3 +353,31 @@ fn a_text_sent_again_and_again_alerts_on_every_record() {
     let three = scan_env(&["scan", "-q", "-j", "3", path]);
     assert!(one.stdout == three.stdout, "the same output with 1 and 3 threads");
 }
+
+#[test]
+fn gen_hostile_makes_every_record_with_text_alert() {
+    // The benchmark's worst case for the output side: `gen --hostile` must really raise alerts
+    // on every record that carries a conversation, where the default corpus stays mostly quiet.
+    let dir = tempfile::tempdir().unwrap();
+    let count = |hostile: bool| {
+        let path = dir.path().join(format!("corpus-{hostile}.jsonl"));
+        let p = path.to_str().unwrap();
+        let mut args = vec!["gen", "-o", p, "--size-mb", "1", "--seed", "3"];
+        if hostile {
+            args.push("--hostile");
+        }
+        assert_eq!(run(&args).code, 0);
+        let (r, stats) = run_stats(&["scan", "-q", "--fail-on", "never", p]);
+        let kinds = &stats["recordsByKind"];
+        let with_text: u64 = ["chat_exchange", "gateway_llm_log", "gateway_log", "otel_span"].iter().map(|k| kinds[*k].as_u64().unwrap_or(0)).sum();
+        let alerts = r.ndjson();
+        let of = |threat: &str| alerts.iter().filter(|a| a["additionalData"]["threat"] == threat).count() as u64;
+        (with_text, of("jailbreak"), of("credential_exposure"), n(&stats, "recordsParsed"))
+    };
+    let (with_text, jailbreaks, keys, records) = count(true);
+    assert!(with_text > 500, "{with_text} records with text in 1 MB");
+    assert!(jailbreaks >= with_text, "{jailbreaks} jailbreak alerts for {with_text} records with text");
+    assert_eq!(keys, with_text, "one key alert per record with text");
+    let (_, jailbreaks, keys, _) = count(false);
+    assert!(jailbreaks + keys < records / 10, "{jailbreaks} + {keys} alerts in {records} ordinary records");
+}
