@@ -603,19 +603,14 @@ impl Engine {
         }
     }
 
-    /// Detections grouped into findings: per threat and surface, the weights of distinct
-    /// rules summed against the threat's threshold.
+    /// A record's findings (see [`Engine::findings_of`]).
     pub fn findings(&self, record: &Record) -> Vec<Finding> {
-        self.findings_memo(record, &mut TextMemo::off())
+        self.findings_of(self.detections(record))
     }
 
-    /// [`Engine::findings`] with a memo of texts already matched (see [`Engine::detections_memo`]).
-    pub fn findings_memo(&self, record: &Record, memo: &mut TextMemo) -> Vec<Finding> {
-        self.findings_of(self.detections_memo(record, memo))
-    }
-
-    /// A record's detections grouped into findings, for a caller that needs the detections
-    /// too (alert evidence redacts every secret a text holds, reported or not).
+    /// A record's detections grouped into findings: per threat and surface, the weights of
+    /// distinct rules summed against the threat's threshold. The scan keeps the detections
+    /// too: alert evidence redacts every secret a text holds, reported or not.
     pub fn findings_of(&self, detections: Vec<Detection>) -> Vec<Finding> {
         let mut groups: Vec<Finding> = Vec::new();
         for d in detections {
