@@ -45,7 +45,7 @@ fn inspect(args: &InputArgs) -> Result<Outcome> {
     let config = InputConfig::from_args(args)?;
     let work = |record: &crate::record::Record, _: &mut (), out: &mut Vec<Vec<u8>>| {
         // Serialising a Record cannot fail: every field is a plain string, number or list.
-        if let Ok(line) = serde_json::to_vec(record) {
+        if let Ok(line) = serde_json::to_string(record) {
             let mut line = crate::report::terminal::json_inert(line);
             line.push(b'\n');
             out.push(line);

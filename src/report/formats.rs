@@ -63,8 +63,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// Serialises one alert in `format`, without framing.
 pub fn encode(format: Format, a: &AlertOut) -> Vec<u8> {
     match format {
-        Format::Ndjson | Format::Xdr => terminal::json_inert(serde_json::to_vec(&a.alert).unwrap_or_default()),
-        Format::Sentinel => terminal::json_inert(serde_json::to_vec(&sentinel_row(a)).unwrap_or_default()),
+        Format::Ndjson | Format::Xdr => terminal::json_inert(serde_json::to_string(&a.alert).unwrap_or_default()),
+        Format::Sentinel => terminal::json_inert(serde_json::to_string(&sentinel_row(a)).unwrap_or_default()),
         Format::Csv => csv_row(a),
     }
 }
