@@ -129,7 +129,7 @@ fn benches(c: &mut Criterion) {
         .iter()
         .flat_map(|r| {
             let detections = engine.detections(r);
-            let secrets = Arc::new(alert::Secrets::of(&engine, &detections));
+            let secrets = Arc::new(alert::Secrets::of(&engine, r, &detections));
             engine.findings_of(detections).into_iter().map(move |f| (r, f, Arc::clone(&secrets)))
         })
         .take(200)

@@ -83,30 +83,74 @@ struct Evidence {
     fields: Map<String, Value>,
 }
 
-/// Where a record's texts hold secrets and personal data: every match of a credential or
-/// sensitive-data rule, reported or not (a finding under its threshold still found a secret).
-/// Every alert's evidence redacts them wherever its excerpt reaches them.
-#[derive(Debug, Default)]
-pub struct Secrets {
-    /// The span index and the byte range in that span's text.
-    found: Vec<(usize, std::ops::Range<usize>)>,
+/// Where a record's texts hold secrets and personal data, for redaction: every value of each
+/// credential or sensitive-data rule that matched a text, reported or not (a finding under its
+/// threshold still found a secret), and not only the first, which is all a detection keeps;
+/// and every encoded or hidden span whose decoding holds one. Worked out for a text when an
+/// alert about it is built: most records raise none.
+pub struct Secrets<'a> {
+    engine: &'a Engine,
+    record: &'a Record,
+    /// Each sensitive detection's span, rule and first value.
+    first: Vec<(usize, usize, std::ops::Range<usize>)>,
 }
 
-impl Secrets {
-    /// The secrets among a record's detections (all of them, before thresholds).
-    pub fn of(engine: &Engine, detections: &[Detection]) -> Secrets {
-        let found = detections
+/// What of one text evidence hides.
+#[derive(Default)]
+struct SpanSecrets {
+    /// Byte ranges of the text, sorted.
+    ranges: Vec<std::ops::Range<usize>>,
+    /// The encoded and hidden spans holding a secret, with where it lies in their decoding.
+    encoded: Vec<(std::ops::Range<usize>, Vec<std::ops::Range<usize>>)>,
+}
+
+impl<'a> Secrets<'a> {
+    /// The secrets of `record`, whose detections (all of them, before thresholds) are these.
+    pub fn of(engine: &'a Engine, record: &'a Record, detections: &[Detection]) -> Secrets<'a> {
+        let first = detections
             .iter()
             .filter(|d| is_sensitive(engine.rule(d.rule).threat))
-            .filter_map(|d| Some((d.span?, d.range.clone())))
+            .filter_map(|d| Some((d.span?, d.rule, d.range.clone())))
             .collect();
-        Secrets { found }
+        Secrets { engine, record, first }
     }
 
-    fn in_span(&self, span: usize) -> Vec<std::ops::Range<usize>> {
-        self.found.iter().filter(|(s, _)| *s == span).map(|(_, r)| r.clone()).collect()
+    /// What evidence hides of span `span` where it shows the bytes `shown`: the rules' values
+    /// anywhere in it, and the encoded spans around `shown` whose decoding holds a secret.
+    /// Only the text around the excerpt is decoded again (detection did it once, and keeps
+    /// no decodings), widened to whole words: no encoding the decoders read holds whitespace
+    /// except hex with spaced pairs, and a cut run of those still decodes pair by pair.
+    fn near(&self, span: usize, shown: std::ops::Range<usize>) -> SpanSecrets {
+        let Some(text) = self.record.surfaces.get(span).map(|s| s.text.as_str()) else { return SpanSecrets::default() };
+        let mut ranges: Vec<std::ops::Range<usize>> = self
+            .first
+            .iter()
+            .filter(|(s, ..)| *s == span)
+            .flat_map(|(_, rule, first)| self.engine.values_after(*rule, text, first.clone()))
+            .collect();
+        let word_start = text[..shown.start].rfind(|c: char| c.is_ascii_whitespace()).map_or(0, |i| i + 1).max(shown.start.saturating_sub(MAX_WIDENING));
+        let word_end = text[shown.end..].find(|c: char| c.is_ascii_whitespace()).map_or(text.len(), |i| shown.end + i).min(shown.end + MAX_WIDENING);
+        let (from, to) = (crate::detect::floor_boundary(text, word_start), crate::detect::ceil_boundary(text, word_end));
+        // The secrets already found are hidden whole, and read as base64 they are noise that
+        // only costs a decoding (a 40-character key is a base64 run): blanked first.
+        let mut around = text[from..to].to_owned();
+        for r in &ranges {
+            let (a, b) = (r.start.clamp(from, to) - from, r.end.clamp(from, to) - from);
+            if a < b {
+                around.replace_range(a..b, &" ".repeat(b - a));
+            }
+        }
+        let encoded: Vec<_> = self.engine.revealed_secrets(&around).into_iter().map(|(at, inside)| (at.start + from..at.end + from, inside)).collect();
+        ranges.extend(encoded.iter().map(|(at, _)| at.clone()));
+        ranges.sort_unstable_by_key(|r| (r.start, r.end));
+        ranges.dedup();
+        SpanSecrets { ranges, encoded }
     }
 }
+
+/// How far past the excerpt, on each side, the text decoded for redaction reaches to find
+/// where an encoded run starts or ends.
+const MAX_WIDENING: usize = 64 << 10;
 
 /// Builds the alert for one finding on one record; `secrets` are the record's (see
 /// [`Secrets::of`]).
@@ -171,18 +215,33 @@ pub fn build(engine: &Engine, record: &Record, finding: &Finding, secrets: &Secr
     // context, or a match that runs over a key, must not show the key the credential alert
     // hides.
     let secret_match = !ctx.no_redact && is_sensitive(finding.threat);
-    let other_secrets = match primary.span {
-        Some(span) if !ctx.no_redact => secrets.in_span(span),
-        _ => Vec::new(),
+    let excerpt = primary.span.and_then(|span| Some((span, Excerpt::of(&record.surfaces.get(span)?.text, primary))));
+    let span_secrets = match &excerpt {
+        Some((span, excerpt)) if !ctx.no_redact => secrets.near(*span, excerpt.before_start..excerpt.after_end),
+        _ => SpanSecrets::default(),
     };
-    if let Some(e) = prompt_evidence(record, primary, secret_match, &other_secrets) {
-        put("promptEvidence", json!(e));
+    if let Some((span, excerpt)) = &excerpt {
+        put("promptEvidence", json!(excerpt.show(&record.surfaces[*span].text, secret_match, &span_secrets.ranges)));
     }
     if let Some(by) = primary.revealed_by {
         put("revealedBy", json!(by));
     }
     if let Some(decoded) = &primary.decoded {
-        put("decodedText", json!(terminal::escape(decoded)));
+        // What a decoder revealed is redacted as the text around it is: a key inside a base64
+        // payload (and the payload in the excerpt) is hidden like a key in plain sight.
+        let shown = if ctx.no_redact {
+            terminal::escape(decoded).into_owned()
+        } else if secret_match {
+            redact(decoded)
+        } else {
+            match span_secrets.encoded.iter().find(|(span, _)| *span == primary.range) {
+                Some((_, inside)) => escape_redacting(decoded, 0, decoded.len(), inside),
+                // A decoding without secrets is not listed, nor would one the words around the
+                // excerpt cut: what is shown of it is searched.
+                None => escape_redacting(decoded, 0, decoded.len(), &engine.secrets_in(decoded)),
+            }
+        };
+        put("decodedText", json!(shown));
     }
     if let Some((field, value)) = &primary.field {
         put("matchedField", json!({ "field": field, "value": value }));
@@ -446,32 +505,44 @@ fn is_sensitive(threat: Threat) -> bool {
     matches!(threat, Threat::CredentialExposure | Threat::SensitiveData)
 }
 
-/// A short excerpt of the original text around the match, the match marked «like this»,
-/// invisible and control characters shown as escapes, secrets redacted (the whole match when
-/// it is the secret, and any of `other_secrets` the excerpt reaches).
-fn prompt_evidence(record: &Record, d: &Detection, secret_match: bool, other_secrets: &[std::ops::Range<usize>]) -> Option<String> {
-    let span = record.surfaces.get(d.span?)?;
-    let text = &span.text;
-    let start = crate::detect::floor_boundary(text, d.range.start);
-    let end = ceil(text, d.range.end.min(text.len()).max(start));
-    let before_start = back_chars(text, start, EVIDENCE_CONTEXT);
-    let after_end = forward_chars(text, end, EVIDENCE_CONTEXT);
-    let shown = if secret_match { redact(&text[start..end]) } else { escape_redacting(text, start, end, other_secrets) };
-    Some(format!(
-        "{}{}«{}»{}{}",
-        if before_start > 0 { "…" } else { "" },
-        escape_redacting(text, before_start, start, other_secrets),
-        shown,
-        escape_redacting(text, end, after_end, other_secrets),
-        if after_end < text.len() { "…" } else { "" }
-    ))
+/// A short excerpt of the original text around a match: the match's bytes and the context
+/// shown on each side.
+struct Excerpt {
+    before_start: usize,
+    start: usize,
+    end: usize,
+    after_end: usize,
+}
+
+impl Excerpt {
+    fn of(text: &str, d: &Detection) -> Excerpt {
+        let start = crate::detect::floor_boundary(text, d.range.start);
+        let end = crate::detect::ceil_boundary(text, d.range.end.min(text.len()).max(start));
+        Excerpt { before_start: back_chars(text, start, EVIDENCE_CONTEXT), start, end, after_end: forward_chars(text, end, EVIDENCE_CONTEXT) }
+    }
+
+    /// The excerpt with the match marked «like this», invisible and control characters shown
+    /// as escapes, secrets redacted (the whole match when it is the secret, and any of
+    /// `secrets` the excerpt reaches).
+    fn show(&self, text: &str, secret_match: bool, secrets: &[std::ops::Range<usize>]) -> String {
+        let Excerpt { before_start, start, end, after_end } = *self;
+        let shown = if secret_match { redact(&text[start..end]) } else { escape_redacting(text, start, end, secrets) };
+        format!(
+            "{}{}«{}»{}{}",
+            if before_start > 0 { "…" } else { "" },
+            escape_redacting(text, before_start, start, secrets),
+            shown,
+            escape_redacting(text, end, after_end, secrets),
+            if after_end < text.len() { "…" } else { "" }
+        )
+    }
 }
 
 /// `text[from..to]` escaped, with the parts of `secrets` inside it redacted.
 fn escape_redacting(text: &str, from: usize, to: usize, secrets: &[std::ops::Range<usize>]) -> String {
     let mut cuts: Vec<(usize, usize)> = secrets
         .iter()
-        .map(|r| (ceil(text, r.start.max(from).min(to)), crate::detect::floor_boundary(text, r.end.min(to).max(from))))
+        .map(|r| (crate::detect::ceil_boundary(text, r.start.max(from).min(to)), crate::detect::floor_boundary(text, r.end.min(to).max(from))))
         .filter(|(a, b)| a < b)
         .collect();
     cuts.sort_unstable();
@@ -494,13 +565,6 @@ fn escape_redacting(text: &str, from: usize, to: usize, secrets: &[std::ops::Ran
 pub fn redact(secret: &str) -> String {
     let keep: String = secret.chars().take(4).collect();
     format!("{}…[REDACTED {} chars]", terminal::escape(&keep), secret.chars().count())
-}
-
-fn ceil(s: &str, mut i: usize) -> usize {
-    while i < s.len() && !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 fn back_chars(s: &str, from: usize, n: usize) -> usize {

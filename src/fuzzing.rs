@@ -50,7 +50,7 @@ pub fn log_file(data: &[u8]) {
     let detect = |record: &Record, behavior: &mut Behavior, memo: &mut TextMemo| {
         let mut attack = false;
         let detections = engine.detections_memo(record, memo);
-        let secrets = alert::Secrets::of(engine, &detections);
+        let secrets = alert::Secrets::of(engine, record, &detections);
         let findings = engine.findings_of(detections);
         // The oracle for the memo of matched texts: it may save work, never change a finding.
         let unmemoized = engine.findings(record);

@@ -129,7 +129,7 @@ pub fn run(args: &ScanArgs) -> Result<Outcome> {
             }
             let mut attack = false;
             let detections = engine.detections_memo(record, memo);
-            let secrets = alert::Secrets::of(&engine, &detections);
+            let secrets = alert::Secrets::of(&engine, record, &detections);
             for finding in engine.findings_of(detections) {
                 let built = alert::build(&engine, record, &finding, &secrets, &ctx);
                 let rule_ids: Vec<&str> = finding.detections.iter().map(|d| engine.rule(d.rule).id.as_str()).collect();

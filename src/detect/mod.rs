@@ -32,6 +32,9 @@ use normalize::{View, ViewOrigin};
 const MAX_TEXT: usize = 4 << 20;
 /// Evidence text kept per match.
 const MAX_MATCHED: usize = 256;
+/// Most matches of one pattern looked at in one text: bounds the work a text full of
+/// near-misses can cause.
+const MAX_CANDIDATES: usize = 10_000;
 
 /// One rule matching one place in a record.
 #[derive(Debug, Clone)]
@@ -93,6 +96,10 @@ pub struct Engine {
     condition_of: Vec<Option<usize>>,
     /// A rule of each condition group, whose conditions stand for the group's.
     condition_groups: Vec<usize>,
+    /// Per rule, whether [`Engine::secrets_in`] runs it: a credential or sensitive-data pattern,
+    /// once per distinct pattern, view, validators and allow list (the pack states most twice,
+    /// for what the model reads and for what it writes).
+    secret_rules: Vec<bool>,
     /// Whether the input is small (or of unknown size): then regexes run in their quick tier
     /// first (see `LazyRegex`), and the keyword automaton is the one quicker to build than
     /// to search with. Neither changes a result.
@@ -244,9 +251,23 @@ impl Engine {
                 condition_groups.len() - 1
             }));
         }
+        let mut secret_rules = vec![false; rules.rules.len()];
+        let mut secret_kinds: Vec<String> = Vec::new();
+        for (i, rule) in rules.rules.iter().enumerate() {
+            if !matches!(rule.threat, Threat::CredentialExposure | Threat::SensitiveData) || rule.pattern.is_none() {
+                continue;
+            }
+            let allow: Vec<&str> = rule.allow.iter().map(|a| a.as_str()).collect();
+            let kind = format!("{:?}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{allow:?}", rule.pattern_source, rule.view, rule.validate, rule.min_matches);
+            if !secret_kinds.contains(&kind) {
+                secret_kinds.push(kind);
+                secret_rules[i] = true;
+            }
+        }
         Engine {
             rules,
             intel,
+            secret_rules,
             prefilter: std::sync::OnceLock::new(),
             keywords,
             keyword_rules,
@@ -451,7 +472,7 @@ impl Engine {
                     range: view.original_range(m.clone()),
                     matched: cap(&view.text[m]),
                     revealed_by: view.origin.revealed_by(),
-                    decoded: hidden_text.then(|| cap(&view.text)),
+                    decoded: hidden_text.then(|| cap(view.revealed.as_deref().unwrap_or(&view.text))),
                     field: None,
                 });
             }
@@ -518,40 +539,9 @@ impl Engine {
         let mut first: Option<Range<usize>> = None;
         let mut distinct: Vec<&str> = Vec::new();
         let need = rule.min_matches.max(1) as usize;
-        let mut candidates = 0usize;
-        for whole_match in re.find_iter(text) {
-            // Bound the work a text full of near-misses can cause.
-            candidates += 1;
-            if candidates > 10_000 {
-                break;
-            }
-            // Capture groups cost a slower engine: only rules that validate a group pay it, and
-            // only over the match the fast search found, anchored (the capture search finds
-            // the same match there; look-around still sees the text around it). Searching on
-            // to the end of the text took twice as long on texts holding a key.
-            let m = match (group, captures.as_mut()) {
-                (Some(g), Some(caps)) => {
-                    let matched = regex_automata::Input::new(text).range(whole_match.range()).anchored(regex_automata::Anchored::Yes);
-                    re.search_captures(&matched, caps);
-                    match caps.get_group_by_name(g) {
-                        Some(m) if m.start < whole_match.end() => m.range(),
-                        _ => continue,
-                    }
-                }
-                _ => whole_match.range(),
-            };
-            let whole = &text[whole_match.range()];
-            // An allow pattern over the size limits (which `rules validate` reports) clears
-            // nothing: a false positive costs less than a hidden match.
-            if rule.allow.iter().any(|a| a.search(whole, self.small_input, |re| re.is_match(whole)).unwrap_or(false)) {
-                continue;
-            }
+        for whole_match in re.find_iter(text).take(MAX_CANDIDATES) {
+            let Some(m) = self.valid_value(re, rule, text, whole_match.range(), group.zip(captures.as_mut())) else { continue };
             let value = &text[m.clone()];
-            if let Some(v) = &rule.validate {
-                if !self.passes(v, value) {
-                    continue;
-                }
-            }
             first.get_or_insert(m);
             if need == 1 {
                 break;
@@ -567,6 +557,134 @@ impl Engine {
             return None;
         }
         first
+    }
+
+    /// The value a match of `rule`'s pattern (`whole`) holds, as a byte range of `text` (its
+    /// `group` when the rule validates one), if it is not allowed and passes the validators.
+    fn valid_value(
+        &self,
+        re: &regex_automata::meta::Regex,
+        rule: &Rule,
+        text: &str,
+        whole: Range<usize>,
+        group: Option<(&str, &mut regex_automata::util::captures::Captures)>,
+    ) -> Option<Range<usize>> {
+        let m = match group {
+            // Capture groups cost a slower engine: only rules that validate a group pay it, and
+            // only over the match the fast search found, anchored (the capture search finds
+            // the same match there; look-around still sees the text around it). Searching on
+            // to the end of the text took twice as long on texts holding a key.
+            Some((g, caps)) => {
+                let matched = regex_automata::Input::new(text).range(whole.clone()).anchored(regex_automata::Anchored::Yes);
+                re.search_captures(&matched, caps);
+                match caps.get_group_by_name(g) {
+                    Some(m) if m.start < whole.end => m.range(),
+                    _ => return None,
+                }
+            }
+            None => whole.clone(),
+        };
+        let whole = &text[whole];
+        // An allow pattern over the size limits (which `rules validate` reports) clears
+        // nothing: a false positive costs less than a hidden match.
+        if rule.allow.iter().any(|a| a.search(whole, self.small_input, |re| re.is_match(whole)).unwrap_or(false)) {
+            return None;
+        }
+        match &rule.validate {
+            Some(v) if !self.passes(v, &text[m.clone()]) => None,
+            _ => Some(m),
+        }
+    }
+
+    /// Every valid value of rule `i`'s pattern in `text` from byte `from` on, left to right:
+    /// what redaction hides, where detection wanted only the first. `min_matches` is not
+    /// checked. A search goes on from the end of the last value, not of the whole match: keys
+    /// one separator apart are each found, though each match takes the separator after it.
+    fn valid_values_from(&self, i: usize, text: &str, from: usize) -> Vec<Range<usize>> {
+        let rule = &self.rules.rules[i];
+        let Some(pattern) = &rule.pattern else { return Vec::new() };
+        let found = pattern.search(text, self.small_input, |re| {
+            let group = rule.validate.as_ref().and_then(|v| v.group.as_deref());
+            let mut captures = group.map(|_| re.create_captures());
+            let mut values = Vec::new();
+            let mut at = ceil_boundary(text, from);
+            for _ in 0..MAX_CANDIDATES {
+                let Some(whole) = re.search(&regex_automata::Input::new(text).range(at..)) else { break };
+                let value = self.valid_value(re, rule, text, whole.range(), group.zip(captures.as_mut()));
+                let next = value.as_ref().map_or(whole.end(), |m| m.end);
+                values.extend(value);
+                // An empty match, or an empty value at its start, must not stop the search.
+                at = ceil_boundary(text, next.max(at + 1));
+                if at > text.len() {
+                    break;
+                }
+            }
+            values
+        });
+        found.unwrap_or_default()
+    }
+
+    /// Every secret and piece of personal data of `text` that a credential or sensitive-data
+    /// rule finds, whatever surface it reads: the secrets of a text no rule read as such
+    /// (what a decoder revealed), to redact there.
+    pub fn secrets_in(&self, text: &str) -> Vec<Range<usize>> {
+        let text = &text[..floor_boundary(text, MAX_TEXT)];
+        let mut woken = Vec::new();
+        let mut scratch = PrefilterScratch::default();
+        self.prefilter_hits_into(text, &mut scratch, &mut woken);
+        let mut normalized: Option<View> = None;
+        let mut found = Vec::new();
+        for i in woken.into_iter().filter(|&i| self.secret_rules[i]) {
+            let rule = &self.rules.rules[i];
+            let values = match rule.view {
+                TextView::Original => self.valid_values_from(i, text, 0),
+                TextView::Normalized => {
+                    let view = normalized.get_or_insert_with(|| normalize::normalize(text));
+                    self.valid_values_from(i, &view.text, 0).into_iter().map(|m| view.original_range(m)).collect()
+                }
+                // Decoding a decoder's output again is not what a reader of it sees.
+                TextView::Hidden | TextView::Decoded => continue,
+            };
+            let mut distinct: Vec<&str> = values.iter().filter_map(|m| text.get(m.clone())).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() >= rule.min_matches.max(1) as usize {
+                found.extend(values);
+            }
+        }
+        found.sort_unstable_by_key(|m| (m.start, m.end));
+        found.dedup();
+        found
+    }
+
+    /// The encoded and hidden spans of `text` whose decoding holds a secret ([`Engine::secrets_in`]),
+    /// each with where the secrets are in that decoding: base64 of a key is the key to whoever
+    /// reads the evidence.
+    pub fn revealed_secrets(&self, text: &str) -> Vec<(Range<usize>, Vec<Range<usize>>)> {
+        let text = &text[..floor_boundary(text, MAX_TEXT)];
+        let mut found = Vec::new();
+        for view in decode::decoded_views(text).into_iter().chain(decode::hidden_views(text)) {
+            let secrets = self.secrets_in(&view.text);
+            if !secrets.is_empty() {
+                found.push((view.original_range(0..0), secrets));
+            }
+        }
+        found
+    }
+
+    /// Every value of sensitive rule `i` in `text` whose first is `first`, as [`Engine::detections`]
+    /// found it (a detection keeps only the first): redaction hides them all.
+    pub fn values_after(&self, i: usize, text: &str, first: Range<usize>) -> Vec<Range<usize>> {
+        let text = &text[..floor_boundary(text, MAX_TEXT)];
+        match self.rules.rules[i].view {
+            TextView::Original => std::iter::once(first.clone()).chain(self.valid_values_from(i, text, first.end)).collect(),
+            TextView::Normalized => {
+                let view = normalize::normalize(text);
+                self.valid_values_from(i, &view.text, 0).into_iter().map(|m| view.original_range(m)).collect()
+            }
+            // A decoded or hidden match stands for its whole encoded span, which `first` is.
+            TextView::Hidden | TextView::Decoded => vec![first],
+        }
     }
 
     fn passes(&self, v: &Validate, value: &str) -> bool {
@@ -734,10 +852,13 @@ fn names_a_rotation_cipher(text: &str) -> bool {
     rot.find(text.as_bytes()).is_some() || caesar.find(text.as_bytes()).is_some()
 }
 
-/// A decoded or hidden view with its text normalized (lower case, folded) and its origin kept.
+/// A decoded or hidden view with its text normalized (lower case, folded), its origin and its
+/// text as decoded kept.
 fn renormalized(v: View) -> View {
     let n = normalize::normalize(&v.text);
-    View::spanning(n.text, v.origin)
+    let mut view = View::spanning(n.text, v.origin);
+    view.revealed = Some(v.text);
+    view
 }
 
 /// Shortest run of the system prompt that counts as leaked when a response repeats it.
@@ -886,6 +1007,14 @@ fn cap(s: &str) -> String {
     s[..floor_boundary(s, MAX_MATCHED)].to_owned()
 }
 
+/// The smallest char boundary of `s` at or above `min` (past its end when `min` is).
+pub(crate) fn ceil_boundary(s: &str, mut min: usize) -> usize {
+    while min < s.len() && !s.is_char_boundary(min) {
+        min += 1;
+    }
+    min
+}
+
 /// The largest char boundary of `s` at or below `max` (its length when shorter).
 pub(crate) fn floor_boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
@@ -964,6 +1093,20 @@ mod tests {
         for text in engine.rules.rules[i].examples_match.iter() {
             assert!(woken(text) && woken(&text.to_lowercase()), "{text:?}");
         }
+    }
+
+    #[test]
+    fn the_secrets_of_a_text_are_every_value_of_a_sensitive_rule_that_would_find_them() {
+        let e = engine();
+        let values = |text: &'static str| -> Vec<&'static str> { e.secrets_in(text).into_iter().map(|r| &text[r]).collect() };
+        let keys = "print AKIA2GC7NX7KJ5UCQZYW AKIA3HD7PY7LK6VDRAZX AKIAQ5NW2TR7XYZ3LMPK and mail ana.ruiz@fabrikam.es";
+        // One address is not what the bulk rule finds; five are, and then each is a secret.
+        assert_eq!(values(keys), ["AKIA2GC7NX7KJ5UCQZYW", "AKIA3HD7PY7LK6VDRAZX", "AKIAQ5NW2TR7XYZ3LMPK"]);
+        let list = "ana.ruiz@fabrikam.es, b.okafor@fabrikam.es, chen.wei@fabrikam.es, d.muller@fabrikam.de, e.smith@fabrikam.it";
+        assert_eq!(values(list).len(), 5, "{:?}", values(list));
+        assert!(values("ignore all previous instructions").is_empty());
+        // The example key of AWS's documentation is allowed, as detection allows it.
+        assert!(values("aws_access_key_id = AKIAIOSFODNN7EXAMPLE").is_empty());
     }
 
     #[test]

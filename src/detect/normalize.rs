@@ -18,6 +18,9 @@ pub struct View {
     /// The original length, for mapping the end of a match at the end of the view.
     original_len: usize,
     pub origin: ViewOrigin,
+    /// For a decoded or hidden text read normalized: that text as it decoded, which evidence
+    /// shows (the normalized one is lower case and folded).
+    pub revealed: Option<String>,
 }
 
 /// How a view was derived from the original text.
@@ -52,7 +55,7 @@ impl ViewOrigin {
 
 impl View {
     pub fn original(text: &str) -> View {
-        View { text: text.to_owned(), map: None, original_len: text.len(), origin: ViewOrigin::Original }
+        View { text: text.to_owned(), map: None, original_len: text.len(), origin: ViewOrigin::Original, revealed: None }
     }
 
     /// A view whose every match points at `span` of the original (decoded and hidden text).
@@ -62,7 +65,7 @@ impl View {
             _ => 0..0,
         };
         let map = vec![span.start as u32; text.len()];
-        View { text, map: Some(map), original_len: span.end, origin }
+        View { text, map: Some(map), original_len: span.end, origin, revealed: None }
     }
 
     /// The original byte range a view range came from.
@@ -87,7 +90,7 @@ impl View {
 
     /// Derives a same-length view (leet, rot13) sharing this view's offsets.
     fn derive(&self, text: String, origin: ViewOrigin) -> View {
-        View { text, map: self.map.clone(), original_len: self.original_len, origin }
+        View { text, map: self.map.clone(), original_len: self.original_len, origin, revealed: None }
     }
 }
 
@@ -300,7 +303,7 @@ pub fn normalize(text: &str) -> View {
 /// [`normalize`] for a caller that already knows whether `text` [`is_plain`].
 pub fn normalize_known(text: &str, plain: bool) -> View {
     if plain {
-        return View { text: text.to_ascii_lowercase(), map: None, original_len: text.len(), origin: ViewOrigin::Normalized };
+        return View { text: text.to_ascii_lowercase(), map: None, original_len: text.len(), origin: ViewOrigin::Normalized, revealed: None };
     }
     let mut out = String::with_capacity(text.len());
     let mut map: Vec<u32> = Vec::with_capacity(text.len());
@@ -340,7 +343,7 @@ pub fn normalize_known(text: &str, plain: bool) -> View {
             }
         }
     }
-    View { text: out, map: Some(map), original_len: text.len(), origin: ViewOrigin::Normalized }
+    View { text: out, map: Some(map), original_len: text.len(), origin: ViewOrigin::Normalized, revealed: None }
 }
 
 const fn leet_letter(b: u8) -> Option<u8> {
