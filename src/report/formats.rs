@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use crate::alert::AlertOut;
+use crate::alert::{Alert, AlertOut};
 use crate::report::terminal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,52 +78,51 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 }
 
 /// The first evidence value of a given kind.
-fn evidence_field(a: &Value, odata: &str, path: &[&str]) -> String {
-    a["evidence"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["@odata.type"] == odata)
-        .map(|e| str_at(e, path).to_owned())
+fn evidence_field(a: &Alert, odata: &str, path: &[&str]) -> String {
+    let Some((first, rest)) = path.split_first() else { return String::new() };
+    a.evidence
+        .iter()
+        .filter(|e| e.odata_type == odata)
+        .filter_map(|e| e.fields.get(*first))
+        .map(|v| str_at(v, rest).to_owned())
         .find(|s| !s.is_empty())
         .unwrap_or_default()
 }
 
 fn flat(a: &AlertOut) -> Vec<(&'static str, String)> {
     let v = &a.alert;
-    let ad = &v["additionalData"];
-    let techniques: Vec<&str> = v["mitreTechniques"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let ad = |key: &str| v.additional_data.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
     let remote_ip = {
         let ip = evidence_field(v, "#microsoft.graph.security.ipEvidence", &["ipAddress"]);
         if ip.is_empty() {
-            str_at(ad, &["callerIp"]).to_owned()
+            ad("callerIp")
         } else {
             ip
         }
     };
     vec![
-        ("Timestamp", str_at(v, &["firstActivityDateTime"]).to_owned()),
+        ("Timestamp", v.first_activity_date_time.clone()),
         ("AlertId", a.meta.id.clone()),
         ("Title", a.meta.title.clone()),
         ("Severity", a.meta.severity.as_str().to_owned()),
-        ("Category", str_at(v, &["category"]).to_owned()),
-        ("AttackTechniques", techniques.join(";")),
+        ("Category", v.category.clone()),
+        ("AttackTechniques", v.mitre_techniques.join(";")),
         ("Threat", a.meta.threat.as_str().to_owned()),
-        ("AlertType", str_at(ad, &["alertType"]).to_owned()),
-        ("DetectorId", str_at(v, &["detectorId"]).to_owned()),
-        ("Surface", str_at(ad, &["surface"]).to_owned()),
-        ("PromptEvidence", str_at(ad, &["promptEvidence"]).to_owned()),
+        ("AlertType", ad("alertType")),
+        ("DetectorId", v.detector_id.clone()),
+        ("Surface", ad("surface")),
+        ("PromptEvidence", ad("promptEvidence")),
         ("RemoteIP", remote_ip),
         ("AccountObjectId", evidence_field(v, "#microsoft.graph.security.userEvidence", &["userAccount", "azureAdUserId"])),
         ("AccountUpn", evidence_field(v, "#microsoft.graph.security.userEvidence", &["userAccount", "userPrincipalName"])),
-        ("UserAgent", str_at(ad, &["userAgent"]).to_owned()),
-        ("Url", str_at(ad, &["url"]).to_owned()),
+        ("UserAgent", ad("userAgent")),
+        ("Url", ad("url")),
         ("ResourceId", evidence_field(v, "#microsoft.graph.security.azureResourceEvidence", &["resourceId"])),
-        ("Deployment", str_at(ad, &["deployment"]).to_owned()),
-        ("Model", str_at(ad, &["model"]).to_owned()),
-        ("CorrelationId", str_at(ad, &["correlationId"]).to_owned()),
-        ("SourceFile", str_at(ad, &["sourceFile"]).to_owned()),
-        ("SourceLine", ad["sourceLine"].as_u64().map(|n| n.to_string()).unwrap_or_default()),
+        ("Deployment", ad("deployment")),
+        ("Model", ad("model")),
+        ("CorrelationId", ad("correlationId")),
+        ("SourceFile", ad("sourceFile")),
+        ("SourceLine", v.additional_data.get("sourceLine").and_then(Value::as_u64).map(|n| n.to_string()).unwrap_or_default()),
         ("IncidentId", a.meta.incident.id.clone()),
     ]
 }
@@ -150,10 +149,10 @@ fn sentinel_row(a: &AlertOut) -> Value {
     for (k, v) in flat(a) {
         row.insert(k.to_owned(), json!(v));
     }
-    row.insert("TimeGenerated".into(), json!(a.alert["createdDateTime"]));
-    row.insert("Description".into(), a.alert["description"].clone());
-    row.insert("MatchedRules".into(), a.alert["additionalData"]["matchedRules"].clone());
-    row.insert("Alert".into(), a.alert.clone());
+    row.insert("TimeGenerated".into(), json!(a.alert.created_date_time));
+    row.insert("Description".into(), json!(a.alert.description));
+    row.insert("MatchedRules".into(), a.alert.additional_data.get("matchedRules").cloned().unwrap_or(Value::Null));
+    row.insert("Alert".into(), serde_json::to_value(&a.alert).unwrap_or(Value::Null));
     Value::Object(row)
 }
 
