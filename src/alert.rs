@@ -846,24 +846,6 @@ mod tests {
     use crate::intel::Intel;
     use crate::record::{parse_frame, ParseOptions};
 
-    /// Every line of the shipped fixtures (samples and detection logs).
-    fn fixture_lines() -> Vec<String> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        let mut dirs = vec![root.join("samples"), root.join("detections")];
-        let mut lines = Vec::new();
-        while let Some(dir) = dirs.pop() {
-            let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-            entries.sort();
-            for path in entries {
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    lines.extend(text.lines().map(str::to_owned));
-                }
-            }
-        }
-        lines
-    }
 
     #[test]
     fn an_alert_writes_its_keys_in_the_order_a_json_tree_would() {
@@ -875,7 +857,7 @@ mod tests {
         let ctx = AlertContext { created: "2026-11-28T00:00:00Z".into(), no_redact: false, service_source: "test".into() };
         let file: Arc<str> = Arc::from("fixtures");
         let (mut alerts, mut with_tenant, mut with_evidence) = (0, 0, 0);
-        for (n, line) in fixture_lines().iter().enumerate() {
+        for (n, line) in crate::test_fixtures::fixture_lines(&["samples", "detections"]).iter().enumerate() {
             for record in parse_frame(line, &file, n as u64 + 1, 0, ParseOptions::default()).records {
                 let detections = engine.detections(&record);
                 let secrets = Secrets::of(&engine, &record, &detections);

@@ -28,4 +28,6 @@ pub mod state;
 pub mod stats;
 pub mod suppress;
 mod swar;
+#[cfg(test)]
+mod test_fixtures;
 pub mod traffic;

@@ -1058,7 +1058,7 @@ mod tests {
     #[test]
     fn the_keyword_automata_for_small_and_large_inputs_hit_the_same_rules() {
         let (small, large) = (engine(), engine().expecting_input(Some(SMALL_INPUT + 1)));
-        let texts: Vec<String> = small.rules.rules.iter().flat_map(|r| r.examples_match.iter().chain(&r.examples_no_match).cloned()).chain(sample_lines()).collect();
+        let texts: Vec<String> = small.rules.rules.iter().flat_map(|r| r.examples_match.iter().chain(&r.examples_no_match).cloned()).chain(crate::test_fixtures::fixture_lines(&["samples"])).collect();
         let (mut a, mut b) = (vec![false; small.rules.rules.len()], vec![false; small.rules.rules.len()]);
         let mut hits = 0;
         let mut woken = Vec::new();
@@ -1134,24 +1134,6 @@ mod tests {
         assert!(checked > 50, "the pack's group-validating rules matched their examples ({checked} matches)");
     }
 
-    /// Every line of the uncompressed sample exports.
-    fn sample_lines() -> Vec<String> {
-        let mut lines = Vec::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/samples");
-        let mut dirs = vec![root];
-        while let Some(dir) = dirs.pop() {
-            let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-            entries.sort();
-            for path in entries {
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    lines.extend(text.lines().map(str::to_owned));
-                }
-            }
-        }
-        lines
-    }
 
     #[test]
     fn the_text_memo_never_changes_what_is_found() {
@@ -1160,7 +1142,7 @@ mod tests {
         let chat = |messages: serde_json::Value| {
             serde_json::json!({"timestamp": "2026-11-24T14:00:00Z", "deployment": "gpt-4o", "request": {"messages": messages}, "response": {"choices": [{"message": {"role": "assistant", "content": attack}}]}}).to_string()
         };
-        let mut lines = sample_lines();
+        let mut lines = crate::test_fixtures::fixture_lines(&["samples"]);
         // The same long text: on every surface; twice on one surface (the second span must not
         // repeat the first's matches); and in a training example, where other rules' conditions
         // hold (poisoning rules read only training data, reconnaissance rules never do).
@@ -1222,7 +1204,7 @@ mod tests {
         assert!(engines[0].tiny_input && engines[1].small_input && !engines[1].tiny_input && !engines[2].small_input);
         let file: Arc<str> = Arc::from("sizes");
         let mut found = 0;
-        for (n, line) in sample_lines().iter().enumerate() {
+        for (n, line) in crate::test_fixtures::fixture_lines(&["samples"]).iter().enumerate() {
             for record in parse_frame(line, &file, n as u64 + 1, 0, ParseOptions::default()).records {
                 let each = engines.each_ref().map(|e| format!("{:?}", e.detections(&record)));
                 assert!(each[0] == each[1] && each[1] == each[2], "line {}: {line}", n + 1);
